@@ -1,0 +1,247 @@
+"""Configuration models: the one place where every parameter has its default.
+
+`configs/config.yaml` and `configs/safety.yaml` override these defaults; they
+never restate them (a test enforces it). The safety relations of SPEC §8 are
+proven here, at load time, so a configuration that would let the auction trip
+its own kill switch never starts.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, model_validator
+
+from schemas.base import Frozen
+from schemas.strategy import StrategyConfig
+
+Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
+Positive = Annotated[float, Field(gt=0.0)]
+
+TIMEFRAME_SECONDS: dict[str, int] = {"1h": 3_600, "4h": 14_400, "1d": 86_400}
+
+
+class VenueKind(StrEnum):
+    SIM = "sim"
+    REPLAY = "replay"
+    KRAKEN = "kraken"
+
+
+class Tier(StrEnum):
+    A = "A"
+    B = "B"
+    C = "C"
+    REJECT = "REJECT"
+
+
+class SafetyConfig(Frozen):
+    """SPEC §8. Read by the risk manager (pre-trade) and the invariant monitor (post-trade)."""
+
+    max_margin_utilization_pct: Fraction = Field(0.92, description="margin utilisation that HALTs")
+    degraded_margin_utilization_pct: Fraction = Field(
+        0.85, description="margin utilisation that DEGRADEs (no new entries)"
+    )
+    max_single_position_pct_equity: Fraction = Field(
+        0.25, description="largest position notional as a share of equity (clamped pre-trade)"
+    )
+    max_equity_drawdown_pct: Fraction = Field(
+        0.15, description="drawdown from the equity high-water mark that HALTs"
+    )
+    degraded_equity_drawdown_pct: Fraction = Field(
+        0.10, description="drawdown from the equity high-water mark that DEGRADEs"
+    )
+    max_concurrent_positions: int = Field(10, ge=1, description="open positions that HALT")
+    auction_max_margin_util: Fraction = Field(
+        0.90, description="auction budget: margin in use after allocation, share of equity"
+    )
+    kill_switch_flatten: bool = Field(
+        False, description="on HALT also flatten positions (default: keep them, protected)"
+    )
+    kill_switch_cancel_take_profits: bool = Field(
+        False, description="on HALT also cancel take-profit orders (stops are always kept)"
+    )
+
+    @model_validator(mode="after")
+    def _prove_threshold_relations(self) -> SafetyConfig:
+        problems = list(_threshold_violations(self))
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def _threshold_violations(s: SafetyConfig) -> list[str]:
+    """Every SPEC §8 relation that does not hold, each naming both parameters."""
+    checks = [
+        (
+            "degraded_margin_utilization_pct",
+            s.degraded_margin_utilization_pct,
+            "<=",
+            "auction_max_margin_util",
+            s.auction_max_margin_util,
+            s.degraded_margin_utilization_pct <= s.auction_max_margin_util,
+            "DEGRADED must be reached no later than a full auction",
+        ),
+        (
+            "auction_max_margin_util",
+            s.auction_max_margin_util,
+            "<",
+            "max_margin_utilization_pct",
+            s.max_margin_utilization_pct,
+            s.auction_max_margin_util < s.max_margin_utilization_pct,
+            "a full auction would trip the kill switch (the seed's outage 1)",
+        ),
+        (
+            "degraded_margin_utilization_pct",
+            s.degraded_margin_utilization_pct,
+            "<",
+            "max_margin_utilization_pct",
+            s.max_margin_utilization_pct,
+            s.degraded_margin_utilization_pct < s.max_margin_utilization_pct,
+            "every degraded level must sit below its halt level",
+        ),
+        (
+            "degraded_equity_drawdown_pct",
+            s.degraded_equity_drawdown_pct,
+            "<",
+            "max_equity_drawdown_pct",
+            s.max_equity_drawdown_pct,
+            s.degraded_equity_drawdown_pct < s.max_equity_drawdown_pct,
+            "every degraded level must sit below its halt level",
+        ),
+    ]
+    return [
+        f"{a} ({va}) must be {op} {b} ({vb}): {why}; fix one of them in safety.yaml"
+        for a, va, op, b, vb, ok, why in checks
+        if not ok
+    ]
+
+
+class TierThreshold(Frozen):
+    min_volume_24h_usd: Positive = Field(description="24 h futures volume in USD")
+    max_spread_bps: Positive = Field(description="bid/ask spread in basis points of mid")
+
+
+def _default_tiers() -> dict[Tier, TierThreshold]:
+    return {
+        Tier.A: TierThreshold(min_volume_24h_usd=50_000_000, max_spread_bps=5),
+        Tier.B: TierThreshold(min_volume_24h_usd=5_000_000, max_spread_bps=15),
+        Tier.C: TierThreshold(min_volume_24h_usd=500_000, max_spread_bps=40),
+    }
+
+
+class MarketsConfig(Frozen):
+    """SPEC §2: the market registry's inputs."""
+
+    pinned_tier_a: tuple[str, ...] = Field(
+        ("BTC", "ETH", "SOL", "DOGE", "BNB"),
+        description="base assets always tier A, bypassing liquidity filters",
+    )
+    tiers: dict[Tier, TierThreshold] = Field(
+        default_factory=_default_tiers, description="per tier: minimum volume, maximum spread"
+    )
+    candidate_symbols: tuple[str, ...] = Field(
+        (), description="base assets to consider (empty: every perpetual the venue lists)"
+    )
+    settle: str = Field("USD", description="settlement currency of the perpetuals traded")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise_liquidity_tiers(cls, data: Any) -> Any:
+        """Accept the deprecated `liquidity_tiers: {A: [BTC, ...], ...}` form, never reject it."""
+        if not isinstance(data, dict) or "liquidity_tiers" not in data:
+            return data
+        import warnings
+
+        data = dict(data)
+        legacy = data.pop("liquidity_tiers") or {}
+        symbols: list[str] = list(data.get("candidate_symbols") or [])
+        for coins in legacy.values():
+            for coin in coins or []:
+                if coin not in symbols:
+                    symbols.append(coin)
+        data["candidate_symbols"] = symbols
+        warnings.warn(
+            "markets.liquidity_tiers is deprecated: its coins were merged into "
+            "markets.candidate_symbols and tiers are now measured from volume and spread; "
+            "replace liquidity_tiers with candidate_symbols",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return data
+
+    @model_validator(mode="after")
+    def _tiers_ordered(self) -> MarketsConfig:
+        missing = [t for t in (Tier.A, Tier.B, Tier.C) if t not in self.tiers]
+        if missing:
+            raise ValueError(f"markets.tiers lacks {missing}: give A, B and C thresholds")
+        a, b, c = self.tiers[Tier.A], self.tiers[Tier.B], self.tiers[Tier.C]
+        if not (a.min_volume_24h_usd >= b.min_volume_24h_usd >= c.min_volume_24h_usd):
+            raise ValueError("markets.tiers min_volume_24h_usd must not increase from A to C")
+        if not (a.max_spread_bps <= b.max_spread_bps <= c.max_spread_bps):
+            raise ValueError("markets.tiers max_spread_bps must not decrease from A to C")
+        return self
+
+
+class VenueConfig(Frozen):
+    kind: VenueKind = Field(VenueKind.SIM, description="sim | replay | kraken")
+    seed: int = Field(7, description="sim: seed of the synthetic market")
+    sim_markets: int = Field(56, ge=6, le=500, description="sim: number of perpetuals")
+    data_dir: Path = Field(
+        Path("../shared/data/binance-usdm"),
+        description="replay: folder of {SYMBOL}USDT_{1h,1d}.parquet (env SMC_TRADER_DATA_DIR)",
+    )
+    replay_start: str | None = Field(
+        None, description="replay: first decision time (ISO, UTC); default 250 days into data"
+    )
+    sandbox: bool = Field(False, description="kraken: use the demo exchange")
+    api_url: str | None = Field(
+        None, description="kraken: base URL override (a local Kraken-Futures simulator)"
+    )
+    timeout_ms: int = Field(10_000, ge=100, description="kraken: HTTP timeout per request")
+
+
+class OhlcvConfig(Frozen):
+    timeframes: tuple[str, ...] = Field(("1d", "4h", "1h"), description="timeframes kept")
+    history_bars: dict[str, int] = Field(
+        default_factory=lambda: {"1d": 400, "4h": 600, "1h": 1000},
+        description="bars fetched for a market seen for the first time",
+    )
+    max_concurrency: int = Field(4, ge=1, le=32, description="parallel market fetches")
+    page_limit: int = Field(2000, ge=10, le=5000, description="candles per venue request")
+
+    @model_validator(mode="after")
+    def _known_timeframes(self) -> OhlcvConfig:
+        unknown = [tf for tf in self.timeframes if tf not in TIMEFRAME_SECONDS]
+        if unknown:
+            raise ValueError(
+                f"ohlcv.timeframes {unknown} unknown: use some of {sorted(TIMEFRAME_SECONDS)}"
+            )
+        return self
+
+
+class CycleConfig(Frozen):
+    interval_seconds: int = Field(60, ge=5, description="time between cycle starts (trader run)")
+    db_path: Path = Field(Path("data/trading.duckdb"), description="DuckDB file")
+
+
+class AppConfig(Frozen):
+    strategy: StrategyConfig = Field(default_factory=StrategyConfig)
+    venue: VenueConfig = Field(default_factory=VenueConfig)
+    markets: MarketsConfig = Field(default_factory=MarketsConfig)
+    ohlcv: OhlcvConfig = Field(default_factory=OhlcvConfig)
+    cycle: CycleConfig = Field(default_factory=CycleConfig)
+    safety: SafetyConfig = Field(default_factory=SafetyConfig)
+
+
+class Secrets(Frozen):
+    """Exchange credentials. SecretStr keeps them out of every repr and str."""
+
+    kraken_api_key: SecretStr | None = None
+    kraken_api_secret: SecretStr | None = None
+
+    @property
+    def has_kraken(self) -> bool:
+        return self.kraken_api_key is not None and self.kraken_api_secret is not None
+
