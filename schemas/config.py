@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, model_validator
 
 from schemas.base import Frozen
+from schemas.risk import RiskConfig
 from schemas.strategy import StrategyConfig
 
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
@@ -228,6 +229,7 @@ class CycleConfig(Frozen):
 
 class AppConfig(Frozen):
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
+    risk: RiskConfig = Field(default_factory=RiskConfig)
     venue: VenueConfig = Field(default_factory=VenueConfig)
     markets: MarketsConfig = Field(default_factory=MarketsConfig)
     ohlcv: OhlcvConfig = Field(default_factory=OhlcvConfig)
