@@ -72,3 +72,8 @@ class Markets(pa.DataFrameModel):
     class Config:
         strict = True
         coerce = True
+
+
+def polars_schema(model: type[pa.DataFrameModel]) -> dict[str, pl.DataType]:
+    """The polars dtypes a schema declares, to build frames (also empty ones) of that shape."""
+    return {name: col.dtype.type for name, col in model.to_schema().columns.items()}

@@ -1,0 +1,14 @@
+"""smc-trader application package: CLI, settings, logging.
+
+Importing it sets process-wide Prefect defaults before Prefect is imported:
+telemetry off (it logs "database is locked" on SQLite), a project-local
+PREFECT_HOME, and our loggers forwarded to the Prefect UI. Each is only a
+default: an operator's environment wins.
+"""
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_HOME", str(Path(".local/prefect").resolve()))
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "smc_trader")

@@ -7,11 +7,12 @@ Orders arrive on this port in a later step (execution).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 import polars as pl
+
+from core.market import MarketInfo, Ticker
 
 OHLCV_COLUMNS = ("ts", "open", "high", "low", "close", "volume")
 
@@ -49,30 +50,6 @@ class SimulatedClock:
         """Continue after the last recorded cycle, so a restart never replays time."""
         if last is not None and last + self.step > self._now:
             self._now = last + self.step
-
-
-@dataclass(frozen=True, slots=True)
-class MarketInfo:
-    """One perpetual as the venue defines it, with the precision orders must respect."""
-
-    symbol: str  # unified ccxt symbol, e.g. BTC/USD:USD
-    venue_symbol: str  # venue id, e.g. PF_XBTUSD
-    base: str  # base asset as the registry names it (BTC, never XBT)
-    settle: str
-    contract_size: float
-    tick_size: float
-    lot_size: float
-    min_size: float
-    max_leverage: float
-
-
-@dataclass(frozen=True, slots=True)
-class Ticker:
-    symbol: str
-    last: float | None
-    bid: float | None
-    ask: float | None
-    volume_24h_usd: float | None
 
 
 @runtime_checkable

@@ -1,0 +1,99 @@
+"""The DuckDB store: one file, opened per unit of work and closed right after.
+
+DuckDB locks the whole file per process (readers included), so the service
+never holds it between cycles: `duckdb -readonly data/trading.duckdb` works
+while the service idles. Every write runs inside a transaction that rolls back
+on failure, with parameters bound, never formatted into SQL.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from store.migrations import MIGRATIONS
+
+log = logging.getLogger("smc_trader.store")
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or migrated; the message says what to do."""
+
+
+def _connect(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    elif not path.exists():
+        raise StoreError(f"{path} does not exist yet: run a cycle first (trader cycle)")
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        raise StoreError(
+            f"cannot open {path}: {exc}. Another process holds it (DuckDB locks the file); "
+            "close the other session or wait for the cycle to finish"
+        ) from exc
+    # Without this timestamps come back as 'Etc/UTC', which the frame schemas refuse.
+    con.execute("SET TimeZone='UTC'")
+    return con
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> int:
+    """Apply every migration not yet applied, each in its own transaction. Returns the version."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version ("
+        "version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMPTZ DEFAULT now())"
+    )
+    row = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
+    current = int(row[0]) if row else 0
+    known = max((m.version for m in MIGRATIONS), default=0)
+    if current > known:
+        raise StoreError(
+            f"database schema version {current} is newer than this code knows ({known}): "
+            "upgrade the code (git pull) before running it on this file"
+        )
+    for migration in MIGRATIONS:
+        if migration.version <= current:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for statement in migration.statements:
+                con.execute(statement)
+            con.execute(
+                "INSERT INTO schema_version (version, name) VALUES (?, ?)",
+                [migration.version, migration.name],
+            )
+            con.execute("COMMIT")
+        except duckdb.Error:
+            con.execute("ROLLBACK")
+            raise
+        log.info("store migrated to version %d (%s)", migration.version, migration.name)
+        current = migration.version
+    return current
+
+
+@contextmanager
+def open_store(path: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A migrated connection to the store, closed when the block ends."""
+    con = _connect(path, read_only=read_only)
+    try:
+        if not read_only:
+            migrate(con)
+        yield con
+    finally:
+        con.close()
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """BEGIN … COMMIT, rolled back on any exception, so nothing is left half-written."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")

@@ -1,0 +1,65 @@
+"""Open and close a cycle: its row in the store, the CYCLE_END line, the Prefect artifacts."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.context import get_run_context
+from prefect.exceptions import MissingContextError
+
+from core.cycle import CycleContext
+from core.summary import CycleSummary
+from store.cycles import finish_cycle, last_clock_ts, start_cycle
+from store.db import open_store
+from venues.base import MarketDataVenue, SimulatedClock
+
+log = logging.getLogger("smc_trader.cycle")
+
+
+def _flow_run_id() -> str | None:
+    try:
+        ctx = get_run_context()
+    except MissingContextError:
+        return None
+    run = getattr(ctx, "flow_run", None) or getattr(ctx, "task_run", None)
+    return str(getattr(run, "flow_run_id", None) or getattr(run, "id", "")) or None
+
+
+@task(name="open_cycle", cache_policy=NO_CACHE)
+def open_cycle(venue: MarketDataVenue, db_path: Path) -> CycleContext:
+    """Resume a simulated clock after the last cycle, then record the new cycle's start."""
+    with open_store(db_path) as con:
+        if isinstance(venue.clock, SimulatedClock):
+            venue.clock.resume_after(last_clock_ts(con, venue.name))
+        started = datetime.now(UTC)
+        decision_time = venue.clock.now()
+        cycle_id = start_cycle(con, venue.name, decision_time, started)
+    return CycleContext(cycle_id, venue.name, decision_time, db_path, started)
+
+
+@task(name="summarize", cache_policy=NO_CACHE)
+def summarize(ctx: CycleContext, summary: CycleSummary, tables: dict[str, list[dict]]) -> str:
+    """Log CYCLE_END, finish the cycle row, publish the cycle's tables as artifacts."""
+    summary.duration_s = (datetime.now(UTC) - ctx.started_at).total_seconds()
+    line = summary.line()
+    record = summary.as_record()
+    values = {k: record[k] for k in record if k not in {"cycle_id", "venue", "clock"}}
+    values |= {"finished_at": datetime.now(UTC), "summary": line, "flow_run_id": _flow_run_id()}
+    with open_store(ctx.db_path) as con:
+        finish_cycle(con, ctx.cycle_id, values)
+    log.info(line)
+    key = f"cycle-{ctx.venue}"
+    create_markdown_artifact(
+        key=f"{key}-summary",
+        markdown=f"### Cycle {ctx.cycle_id} at {ctx.decision_time:%Y-%m-%d %H:%M} UTC\n\n`{line}`",
+        description="CYCLE_END of this cycle",
+    )
+    for name, rows in tables.items():
+        if rows:
+            create_table_artifact(key=f"{key}-{name}", table=rows, description=name)
+    return line

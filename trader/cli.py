@@ -1,0 +1,190 @@
+"""`trader`: the operator's command line.
+
+Every command that can fail on input exits non-zero with one line naming the
+input and the fix; tracebacks are for bugs, not for bad configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from core.errors import ConfigError, TraderError
+from trader.logs import setup_logging
+from trader.settings import config_as_yaml, load_config
+
+log = logging.getLogger("smc_trader.cli")
+
+
+def _add_cycle_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, default=None, help="config folder (default: configs)")
+    p.add_argument("--venue", choices=["sim", "replay", "kraken"], default=None)
+    p.add_argument("--data-dir", default=None, help="replay: folder of *USDT_1h.parquet")
+    p.add_argument("--db", default=None, help="DuckDB file (default: data/trading.duckdb)")
+    p.add_argument("--api-url", default=None, help="kraken: base URL (a local simulator)")
+    p.add_argument("--sandbox", action="store_true", default=None, help="kraken: demo exchange")
+
+
+def _cycle_kwargs(args: argparse.Namespace) -> dict[str, object]:
+    return {
+        "config_dir": str(args.config or Path("configs")),
+        "venue": args.venue,
+        "data_dir": args.data_dir,
+        "db": args.db,
+        "api_url": args.api_url,
+        "sandbox": args.sandbox,
+    }
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    print(config_as_yaml(config), end="")
+    print(f"# configuration in {args.config or 'configs'} is valid", file=sys.stderr)
+    return 0
+
+
+def cmd_config_reference(args: argparse.Namespace) -> int:
+    from trader.reference import parameter_table
+
+    text = parameter_table()
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        print(text, end="")
+    return 0
+
+
+def _validate_first(args: argparse.Namespace) -> None:
+    """Refuse bad configuration before Prefect starts anything."""
+    from flows.cycle import cycle_overrides
+
+    load_config(
+        args.config,
+        cycle_overrides(args.venue, args.data_dir, args.db, args.api_url, args.sandbox),
+    )
+
+
+def cmd_cycle(args: argparse.Namespace) -> int:
+    _validate_first(args)
+    from flows.cycle import trading_cycle
+
+    for _ in range(args.cycles):
+        trading_cycle(**_cycle_kwargs(args))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    _validate_first(args)
+    if args.with_server:
+        from trader.prefect_server import local_server
+
+        with local_server(port=args.server_port):
+            return _serve(args)
+    return _serve(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+
+    from flows.cycle import trading_cycle
+
+    config = load_config(args.config)
+    interval = args.interval or config.cycle.interval_seconds
+    log.info("serving trading-cycle every %ss (no two cycles overlap)", interval)
+    trading_cycle.serve(
+        name="cycle",
+        interval=interval,
+        parameters={k: v for k, v in _cycle_kwargs(args).items() if v is not None},
+        global_limit=ConcurrencyLimitConfig(
+            limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
+        ),
+        limit=1,
+    )
+    return 0
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    _validate_first(args)
+    from flows.backfill import backfill
+
+    backfill(days=args.days, progress=not args.no_progress, **_cycle_kwargs(args))
+    return 0
+
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trader", description=__doc__)
+    parser.add_argument("--log-level", default="INFO")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("check-config", help="validate and print the effective configuration")
+    p.add_argument("--config", type=Path, default=None)
+    p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("config-reference", help="print the parameter table generated from models")
+    p.add_argument("-o", "--output", default=None)
+    p.set_defaults(func=cmd_config_reference)
+
+    p = sub.add_parser("cycle", help="run N trading cycles now, each a Prefect flow run")
+    _add_cycle_options(p)
+    p.add_argument("--cycles", type=int, default=1)
+    p.set_defaults(func=cmd_cycle)
+
+    p = sub.add_parser("run", help="serve the cycle on its interval (a long-lived service)")
+    _add_cycle_options(p)
+    p.add_argument("--interval", type=int, default=None, help="seconds between cycles")
+    p.add_argument(
+        "--with-server", action="store_true", help="start a local Prefect server + UI if none runs"
+    )
+    p.add_argument("--server-port", type=int, default=4200)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("backfill", help="load N days of candles for every tradeable market")
+    _add_cycle_options(p)
+    p.add_argument("--days", type=int, required=True)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_backfill)
+
+    for module in _plugin_modules():
+        module.register(sub)
+    return parser
+
+
+def _plugin_modules() -> list:  # type: ignore[type-arg]
+    """Command groups that live beside their domain (SMC scans, the exchange simulator...)."""
+    import importlib
+
+    names = ["trader.smc_commands", "trader.sim_exchange_command", "trader.ops_commands"]
+    found = []
+    for name in names:
+        try:
+            found.append(importlib.import_module(name))
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+    return found
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"trader: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except TraderError as exc:
+        print(f"trader: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
