@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -23,3 +24,24 @@ def real_data_dir() -> Path:
     if not (path / "BTCUSDT_1h.parquet").exists():
         pytest.fail(f"real candles not found in {path}: set {DATA_ENV} to the binance-usdm folder")
     return path
+
+
+@pytest.fixture
+def cli_logs(tmp_path, monkeypatch):
+    """Run `trader` in-process with its log file in tmp_path; restore logging afterwards.
+    Yields a function returning the log text."""
+    log_file = tmp_path / "trader.log"
+    monkeypatch.setenv("SMC_TRADER_LOG_FILE", str(log_file))
+    logger = logging.getLogger("smc_trader")
+    saved = (list(logger.handlers), logger.propagate, logger.level)
+
+    def read() -> str:
+        for handler in logger.handlers:
+            handler.flush()
+        return log_file.read_text() if log_file.exists() else ""
+
+    yield read
+    for handler in logger.handlers:
+        if handler not in saved[0]:
+            handler.close()
+    logger.handlers[:], logger.propagate, logger.level = saved
