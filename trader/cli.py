@@ -87,22 +87,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+    from prefect import serve
 
-    from flows.cycle import trading_cycle
+    from flows.deployments import service_deployments
 
     config = load_config(args.config)
     interval = args.interval or config.cycle.interval_seconds
-    log.info("serving trading-cycle every %ss (no two cycles overlap)", interval)
-    trading_cycle.serve(
-        name="cycle",
-        interval=interval,
-        parameters={k: v for k, v in _cycle_kwargs(args).items() if v is not None},
-        global_limit=ConcurrencyLimitConfig(
-            limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
-        ),
-        limit=1,
-    )
+    log.info("serving trading-cycle every %ss (never two runs at once)", interval)
+    parameters = {k: v for k, v in _cycle_kwargs(args).items() if v is not None}
+    # limit=1: one flow run at a time in this service, so the DuckDB file has one writer.
+    serve(*service_deployments(interval, parameters), limit=1)
     return 0
 
 
