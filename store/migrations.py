@@ -105,4 +105,53 @@ FOUNDATION = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (FOUNDATION,)
+SAFETY = Migration(
+    2,
+    "safety: system state history, equity marks, invariant checks",
+    (
+        """
+        CREATE TABLE system_state_history (
+            seq BIGINT PRIMARY KEY,
+            recorded_at TIMESTAMPTZ NOT NULL,
+            cycle_id BIGINT,
+            state VARCHAR NOT NULL,
+            since TIMESTAMPTZ NOT NULL,
+            cause VARCHAR NOT NULL,
+            event VARCHAR,
+            state_values VARCHAR NOT NULL,
+            who VARCHAR,
+            why VARCHAR,
+            forced BOOLEAN NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE equity_marks (
+            cycle_id BIGINT PRIMARY KEY,
+            ts TIMESTAMPTZ NOT NULL,
+            equity DOUBLE NOT NULL,
+            margin_used DOUBLE NOT NULL,
+            margin_utilization DOUBLE,
+            high_water DOUBLE NOT NULL,
+            drawdown DOUBLE,
+            open_positions INTEGER NOT NULL,
+            exposures VARCHAR NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE invariant_checks (
+            cycle_id BIGINT NOT NULL,
+            ts TIMESTAMPTZ NOT NULL,
+            name VARCHAR NOT NULL,
+            value DOUBLE NOT NULL,
+            verdict VARCHAR NOT NULL,
+            thresholds VARCHAR NOT NULL
+        )
+        """,
+        """
+        CREATE VIEW current_system_state AS
+        SELECT * FROM system_state_history ORDER BY seq DESC LIMIT 1
+        """,
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (FOUNDATION, SAFETY)

@@ -32,16 +32,19 @@ def cli_logs(tmp_path, monkeypatch):
     Yields a function returning the log text."""
     log_file = tmp_path / "trader.log"
     monkeypatch.setenv("SMC_TRADER_LOG_FILE", str(log_file))
-    logger = logging.getLogger("smc_trader")
-    saved = (list(logger.handlers), logger.propagate, logger.level)
+    from trader.logs import LOGGER_ROOTS
+
+    loggers = [logging.getLogger(name) for name in LOGGER_ROOTS]
+    saved = [(list(lg.handlers), lg.propagate, lg.level) for lg in loggers]
 
     def read() -> str:
-        for handler in logger.handlers:
+        for handler in loggers[0].handlers:
             handler.flush()
         return log_file.read_text() if log_file.exists() else ""
 
     yield read
-    for handler in logger.handlers:
-        if handler not in saved[0]:
-            handler.close()
-    logger.handlers[:], logger.propagate, logger.level = saved
+    for lg, (handlers, propagate, level) in zip(loggers, saved, strict=True):
+        for handler in lg.handlers:
+            if handler not in handlers:
+                handler.close()
+        lg.handlers[:], lg.propagate, lg.level = handlers, propagate, level

@@ -10,5 +10,9 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Operator commands log outside flow runs; that is expected, not a warning.
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 os.environ.setdefault("PREFECT_HOME", str(Path(".local/prefect").resolve()))
-os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "smc_trader")
+os.environ.setdefault(
+    "PREFECT_LOGGING_EXTRA_LOGGERS", "smc_trader,core,tasks,venues,store,flows,trader"
+)

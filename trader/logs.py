@@ -9,6 +9,8 @@ from pathlib import Path
 from trader.settings import SecretMaskFilter
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+# Our modules log under "smc_trader.*" or their module path (core.*, tasks.*, ...).
+LOGGER_ROOTS = ("smc_trader", "core", "tasks", "venues", "store", "flows", "trader")
 
 
 def default_log_file() -> Path:
@@ -17,12 +19,6 @@ def default_log_file() -> Path:
 
 def setup_logging(level: str = "INFO", log_file: Path | None = None) -> None:
     log_file = log_file or default_log_file()
-    logger = logging.getLogger("smc_trader")
-    logger.setLevel(level)
-    logger.propagate = False
-    for handler in list(logger.handlers):
-        if getattr(handler, "_smc_trader", False):
-            logger.removeHandler(handler)
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     log_file.parent.mkdir(parents=True, exist_ok=True)
     handlers.append(logging.FileHandler(log_file))
@@ -30,4 +26,11 @@ def setup_logging(level: str = "INFO", log_file: Path | None = None) -> None:
         handler.setFormatter(logging.Formatter(FORMAT))
         handler.addFilter(SecretMaskFilter())
         handler._smc_trader = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
+    for root in LOGGER_ROOTS:
+        logger = logging.getLogger(root)
+        logger.setLevel(level)
+        logger.propagate = False
+        for old in [h for h in logger.handlers if getattr(h, "_smc_trader", False)]:
+            logger.removeHandler(old)
+        for handler in handlers:
+            logger.addHandler(handler)

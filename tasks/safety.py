@@ -1,0 +1,107 @@
+"""Stage 8: the invariant monitor and the system state, persisted; operator halt/resume."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from duckdb import DuckDBPyConnection
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from core.cycle import CycleContext
+from core.invariants import AccountSnapshot, InvariantReport, check_invariants
+from core.system_state import (
+    SystemState,
+    SystemStateRecord,
+    operator_halt,
+    operator_resume,
+    status_lines,
+)
+from core.system_state import next_state as next_system_state
+from schemas.config import SafetyConfig
+from store.db import open_store
+from store.safety import append_record, current_record, high_water, last_account, record_checks
+
+log = logging.getLogger("smc_trader.safety")
+
+
+@dataclass(frozen=True)
+class SafetyOutcome:
+    record: SystemStateRecord
+    report: InvariantReport
+    changed: bool
+
+    @property
+    def halted(self) -> bool:
+        return self.record.state is SystemState.HALTED
+
+
+def system_state(db_path: Path, now: datetime) -> SystemStateRecord:
+    """The persisted state (NORMAL for a new database)."""
+    with open_store(db_path) as con:
+        return current_record(con, now)
+
+
+def evaluate(ctx: CycleContext, account: AccountSnapshot, safety: SafetyConfig) -> SafetyOutcome:
+    """Check the account, move the state machine, persist both. HALTED never clears here."""
+    with open_store(ctx.db_path) as con:
+        previous = current_record(con, ctx.decision_time)
+        mark = high_water(con)
+    snapshot = replace(account, equity_high_water=max(mark or 0.0, account.equity_high_water))
+    report = check_invariants(snapshot, safety)
+    record = next_system_state(previous, report, ctx.decision_time)
+    with open_store(ctx.db_path) as con:
+        record_checks(con, ctx.cycle_id, report, snapshot)
+        if record is not previous:
+            append_record(con, record, ctx.cycle_id)
+    if record.state is SystemState.HALTED and record is previous:
+        log.error("Kill switch active: still HALTED since %s: %s", record.since, record.cause)
+    return SafetyOutcome(record, report, record is not previous)
+
+
+@task(name="check_invariants", cache_policy=NO_CACHE)
+def check_invariants_task(
+    ctx: CycleContext, account: AccountSnapshot, safety: SafetyConfig
+) -> SafetyOutcome:
+    return evaluate(ctx, account, safety)
+
+
+def _last_report(con: DuckDBPyConnection, safety: SafetyConfig, now: datetime) -> InvariantReport:
+    """Checks of the account as the last cycle measured it; no checks if none has yet."""
+    account = last_account(con)
+    if account is None:
+        return InvariantReport(ts=now, checks=(), equity_high_water=0.0)
+    return check_invariants(account, safety)
+
+
+def status(db_path: Path, safety: SafetyConfig) -> list[str]:
+    """State, cause, operator, and each invariant of the last cycle vs its thresholds."""
+    now = datetime.now(UTC)
+    with open_store(db_path) as con:
+        record = current_record(con, now)
+        report = _last_report(con, safety, now)
+    return status_lines(report, record)
+
+
+def halt(db_path: Path, reason: str, who: str) -> SystemStateRecord:
+    """HALTED by the operator now; the next cycle runs the kill switch."""
+    now = datetime.now(UTC)
+    with open_store(db_path) as con:
+        record = operator_halt(current_record(con, now), reason, who, now)
+        append_record(con, record, None)
+    return record
+
+
+def resume(db_path: Path, safety: SafetyConfig, who: str, why: str, force: bool) -> SystemStateRecord:
+    """Leave HALTED (the only way out). Refuses while a halt condition holds unless forced."""
+    now = datetime.now(UTC)
+    with open_store(db_path) as con:
+        current = current_record(con, now)
+        record = operator_resume(
+            current, _last_report(con, safety, now), who=who, why=why, force=force, ts=now
+        )
+        append_record(con, record, None)
+    return record
