@@ -1,0 +1,163 @@
+"""Feed a paper engine from a market-data venue: every closed bar, in time order, once.
+
+The driver follows the feed's clock: whoever advances it (a test, the cycle,
+`RunningSim.advance`), the next `catch_up` replays the bars that closed since
+the last one into the engine, across markets in time order, with funding
+settlements interleaved at their timestamps.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+
+from core.errors import DataError, VenueRetryableError
+from venues.base import MarketDataVenue
+from venues.paper.engine import PaperEngine
+from venues.paper.orders import Execution
+
+log = logging.getLogger("smc_trader.paper")
+
+TIMEFRAMES = {
+    "1m": timedelta(minutes=1),
+    "5m": timedelta(minutes=5),
+    "15m": timedelta(minutes=15),
+    "30m": timedelta(minutes=30),
+    "1h": timedelta(hours=1),
+    "4h": timedelta(hours=4),
+    "12h": timedelta(hours=12),
+    "1d": timedelta(days=1),
+    "1w": timedelta(weeks=1),
+}
+
+
+def timeframe_of(step: timedelta) -> str:
+    """The timeframe name of a bar length; refuses lengths Kraken has no candles for."""
+    for name, length in TIMEFRAMES.items():
+        if length == step:
+            return name
+    raise ValueError(f"no Kraken timeframe lasts {step}; use one of {sorted(TIMEFRAMES)}")
+
+
+@dataclass(frozen=True, slots=True)
+class FundingSchedule:
+    """Funding rates per feed symbol, ascending by time."""
+
+    rates: Mapping[str, Sequence[tuple[datetime, float]]]
+
+    def between(self, symbol: str, start: datetime, end: datetime) -> list[tuple[datetime, float]]:
+        """Rates with start < ts <= end."""
+        return [(ts, r) for ts, r in self.rates.get(symbol, ()) if start < ts <= end]
+
+    @classmethod
+    def from_binance_dir(cls, data_dir: Path, bases: Mapping[str, str]) -> FundingSchedule:
+        """Read {BASE}USDT_funding.parquet (ts, funding_rate; every 8 h) for each feed symbol.
+
+        bases maps feed symbol -> base asset (BTC). Markets without a file get no funding.
+        """
+        rates: dict[str, list[tuple[datetime, float]]] = {}
+        for symbol, base in bases.items():
+            path = data_dir / f"{base}USDT_funding.parquet"
+            if not path.exists():
+                continue
+            frame = pl.read_parquet(path).sort("ts")
+            pairs = zip(frame["ts"].to_list(), frame["funding_rate"].to_list(), strict=True)
+            rates[symbol] = list(pairs)
+        return cls(rates)
+
+
+class FeedDriver:
+    """Moves one engine along one feed. Not thread-safe: callers serialise access."""
+
+    def __init__(
+        self,
+        engine: PaperEngine,
+        feed: MarketDataVenue,
+        timeframe: str,
+        *,
+        symbols: Mapping[str, str] | None = None,
+        funding: FundingSchedule | None = None,
+    ) -> None:
+        """symbols maps feed symbol -> engine symbol (identity when None)."""
+        if timeframe not in TIMEFRAMES:
+            raise ValueError(f"timeframe {timeframe!r} unknown; use one of {sorted(TIMEFRAMES)}")
+        self.engine = engine
+        self.feed = feed
+        self.timeframe = timeframe
+        self.step = TIMEFRAMES[timeframe]
+        engine_symbols = {m.symbol for m in engine.markets()}
+        self.symbols = dict(symbols) if symbols else {s: s for s in engine_symbols}
+        missing = sorted(set(self.symbols.values()) - engine_symbols)
+        if missing:
+            raise ValueError(f"FeedDriver: engine has no markets {missing}")
+        self.funding = funding
+        self._done_until: datetime | None = None
+
+    @property
+    def done_until(self) -> datetime | None:
+        return self._done_until
+
+    def prime(self) -> None:
+        """Give the engine its first prices: the last closed bar before the feed's now."""
+        now = self.feed.clock.now()
+        for feed_symbol, symbol in self.symbols.items():
+            self._prime_one(feed_symbol, symbol, now)
+        self._done_until = now
+
+    def add_market(self, feed_symbol: str, engine_symbol: str) -> None:
+        """Follow one more market (already added to the engine), primed at its last bar."""
+        if feed_symbol in self.symbols:
+            return
+        self.symbols[feed_symbol] = engine_symbol
+        if self._done_until is not None:
+            self._prime_one(feed_symbol, engine_symbol, self._done_until)
+
+    def _prime_one(self, feed_symbol: str, symbol: str, now: datetime) -> None:
+        bars = self._bars(feed_symbol, now - self.step * 3, now)
+        if bars.height:
+            row = bars.row(bars.height - 1, named=True)
+            self.engine.on_bar(
+                symbol, now, row["open"], row["high"], row["low"], row["close"], row["volume"]
+            )
+
+    def catch_up(self) -> list[Execution]:
+        """Replay into the engine every bar closed since the last call; returns the fills."""
+        now = self.feed.clock.now()
+        if self._done_until is None:
+            self.prime()
+            return []
+        if now <= self._done_until:
+            return []
+        start = self._done_until
+        events: list[tuple[datetime, int, str, tuple[float, ...]]] = []
+        for feed_symbol, symbol in self.symbols.items():
+            bars = self._bars(feed_symbol, start, now)
+            for row in bars.iter_rows(named=True):
+                close_time = row["ts"] + self.step
+                ohlcv = (row["open"], row["high"], row["low"], row["close"], row["volume"])
+                events.append((close_time, 0, symbol, ohlcv))
+            if self.funding is not None:
+                for ts, rate in self.funding.between(feed_symbol, start, now):
+                    events.append((ts, 1, symbol, (rate,)))  # after the bar closing at ts
+        events.sort(key=lambda e: (e[0], e[1], e[2]))
+        executions: list[Execution] = []
+        for ts, kind, symbol, values in events:
+            if kind == 0:
+                executions += self.engine.on_bar(symbol, ts, *values)
+            else:
+                self.engine.apply_funding(symbol, values[0], ts)
+        self._done_until = now
+        return executions
+
+    def _bars(self, feed_symbol: str, since: datetime, until: datetime) -> pl.DataFrame:
+        try:
+            return self.feed.ohlcv(feed_symbol, self.timeframe, since, until)
+        except (DataError, VenueRetryableError) as exc:
+            # one market without data must not stop the others from filling
+            log.warning("PAPER_FEED_GAP symbol=%s since=%s error=%s", feed_symbol, since, exc)
+            return pl.DataFrame()
