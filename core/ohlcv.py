@@ -82,16 +82,24 @@ def validate_candles(symbol: str, timeframe: str, frame: pl.DataFrame, now: date
     (NaN or non-positive prices, high < low, duplicate or unordered times).
     """
     step = step_of(timeframe)
-    tagged = frame.with_columns(
-        pl.lit(symbol).alias("symbol"),
-        pl.lit(timeframe).alias("timeframe"),
-        pl.col("ts").cast(UTC_TS),
-    ).filter(pl.col("ts") + step <= now)
-    nan_rows = tagged.filter(
-        pl.any_horizontal(pl.col("open", "high", "low", "close", "volume").is_nan())
-    ).height
-    if nan_rows:
-        raise DataError(symbol, f"{timeframe} candles contain NaN in {nan_rows} rows; skipped")
+    prices = ["open", "high", "low", "close", "volume"]
+    wrong = [c for c in prices if c in frame.columns and not frame.schema[c].is_numeric()]
+    if wrong:
+        raise DataError(symbol, f"{timeframe} candles: columns {wrong} are not numeric")
+    try:
+        tagged = frame.with_columns(
+            pl.lit(symbol).alias("symbol"),
+            pl.lit(timeframe).alias("timeframe"),
+            pl.col("ts").cast(UTC_TS),
+            pl.col(prices).cast(pl.Float64),
+        ).filter(pl.col("ts") + step <= now)
+    except pl.exceptions.PolarsError as exc:
+        raise DataError(symbol, f"{timeframe} candles malformed: {exc}".splitlines()[0]) from None
+    bad_rows = tagged.filter(~pl.all_horizontal(pl.col(prices).is_finite())).height
+    if bad_rows:
+        raise DataError(
+            symbol, f"{timeframe} candles contain NaN or infinite values in {bad_rows} rows"
+        )
     try:
         return Candles.validate(tagged, lazy=False)
     except (pa_errors.SchemaError, pa_errors.SchemaErrors) as exc:

@@ -25,15 +25,17 @@ def upsert_candles(con: duckdb.DuckDBPyConnection, candles: pl.DataFrame) -> int
     batch = candles.select(CANDLE_COLUMNS).unique(
         subset=["symbol", "timeframe", "ts"], keep="last", maintain_order=True
     )
-    with transaction(con):
-        con.register("candle_batch", batch.to_arrow())
-        try:
+    # Registered outside the transaction: an unregister inside an aborted one would raise
+    # and hide the real error.
+    con.register("candle_batch", batch.to_arrow())
+    try:
+        with transaction(con):
             con.execute(
                 "INSERT OR REPLACE INTO candles "
                 "SELECT symbol, timeframe, ts, open, high, low, close, volume FROM candle_batch"
             )
-        finally:
-            con.unregister("candle_batch")
+    finally:
+        con.unregister("candle_batch")
     return batch.height
 
 
@@ -57,10 +59,9 @@ def read_candles(
         clauses.append("ts >= ?")
         params.append(since)
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    frame = con.execute(
-        f"SELECT {', '.join(CANDLE_COLUMNS)} FROM candles {where} "
-        "ORDER BY symbol, timeframe, ts",
-        params,
+    frame = con.sql(
+        f"SELECT {', '.join(CANDLE_COLUMNS)} FROM candles {where} ORDER BY symbol, timeframe, ts",
+        params=params,
     ).pl()
     return frame.with_columns(pl.col("ts").cast(UTC_TS))
 

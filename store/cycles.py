@@ -79,13 +79,13 @@ def save_markets(
         pl.lit(ts).alias("updated_at"),
     )
     columns = [c[0] for c in con.execute("DESCRIBE markets").fetchall()]
-    with transaction(con):
-        con.execute("DELETE FROM markets WHERE venue = ?", [venue])
-        con.register("market_batch", frame.select(columns).to_arrow())
-        try:
+    con.register("market_batch", frame.select(columns).to_arrow())
+    try:
+        with transaction(con):
+            con.execute("DELETE FROM markets WHERE venue = ?", [venue])
             con.execute("INSERT INTO markets SELECT * FROM market_batch")
-        finally:
-            con.unregister("market_batch")
+    finally:
+        con.unregister("market_batch")
 
 
 def record_market_errors(

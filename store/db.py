@@ -47,8 +47,10 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
         "CREATE TABLE IF NOT EXISTS schema_version ("
         "version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMPTZ DEFAULT now())"
     )
-    row = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
-    current = int(row[0]) if row else 0
+    # fetchall: a half-read result keeps the connection busy and DuckDB 2.0 then refuses
+    # con.register on it (ResourceInUseException).
+    rows = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()
+    current = int(rows[0][0]) if rows else 0
     known = max((m.version for m in MIGRATIONS), default=0)
     if current > known:
         raise StoreError(

@@ -26,25 +26,31 @@ def real_data_dir() -> Path:
     return path
 
 
-@pytest.fixture
-def cli_logs(tmp_path, monkeypatch):
-    """Run `trader` in-process with its log file in tmp_path; restore logging afterwards.
-    Yields a function returning the log text."""
-    log_file = tmp_path / "trader.log"
-    monkeypatch.setenv("SMC_TRADER_LOG_FILE", str(log_file))
+@pytest.fixture(autouse=True)
+def _isolated_logging(tmp_path, monkeypatch):
+    """Any test that runs `trader` in-process logs into its own tmp file, and the logger
+    configuration it changes is restored afterwards (no leak into the next test)."""
     from trader.logs import LOGGER_ROOTS
 
+    log_file = tmp_path / "trader.log"
+    monkeypatch.setenv("SMC_TRADER_LOG_FILE", str(log_file))
     loggers = [logging.getLogger(name) for name in LOGGER_ROOTS]
     saved = [(list(lg.handlers), lg.propagate, lg.level) for lg in loggers]
-
-    def read() -> str:
-        for handler in loggers[0].handlers:
-            handler.flush()
-        return log_file.read_text() if log_file.exists() else ""
-
-    yield read
+    yield log_file
     for lg, (handlers, propagate, level) in zip(loggers, saved, strict=True):
         for handler in lg.handlers:
             if handler not in handlers:
                 handler.close()
         lg.handlers[:], lg.propagate, lg.level = handlers, propagate, level
+
+
+@pytest.fixture
+def cli_logs(_isolated_logging):
+    """A function returning what `trader` logged in this test."""
+
+    def read() -> str:
+        for handler in logging.getLogger("smc_trader").handlers:
+            handler.flush()
+        return _isolated_logging.read_text() if _isolated_logging.exists() else ""
+
+    return read

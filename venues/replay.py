@@ -51,11 +51,20 @@ def _read(path: Path) -> pl.DataFrame:
         if ts.time_zone is None
         else pl.col("ts").dt.convert_time_zone("UTC")
     )
-    return (
-        frame.select(OHLCV_COLUMNS)
-        .with_columns(ts_utc.dt.cast_time_unit("us"), pl.col(OHLCV_COLUMNS[1:]).cast(pl.Float64))
-        .sort("ts")
-    )
+    if frame.height == 0:
+        raise ReplayDataError(f"{path}: no candles in the file")
+    if frame["ts"].null_count():
+        raise ReplayDataError(f"{path}: {frame['ts'].null_count()} rows have no ts")
+    try:
+        return (
+            frame.select(OHLCV_COLUMNS)
+            .with_columns(
+                ts_utc.dt.cast_time_unit("us"), pl.col(OHLCV_COLUMNS[1:]).cast(pl.Float64)
+            )
+            .sort("ts")
+        )
+    except pl.exceptions.PolarsError as exc:
+        raise ReplayDataError(f"{path}: prices are not numbers ({exc})".splitlines()[0]) from None
 
 
 @lru_cache(maxsize=4)
