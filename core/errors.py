@@ -43,3 +43,7 @@ class RateLimitedError(VenueRetryableError):
 
 class LiveTradingNotAllowedError(ConfigError):
     """Live orders were requested without the explicit switch and credentials."""
+
+
+class DuplicateClientIdError(VenueError):
+    """The venue already has an order with this client id: look it up, never resend it."""

@@ -18,6 +18,7 @@ import polars as pl
 
 from core.errors import (
     DataError,
+    DuplicateClientIdError,
     RateLimitedError,
     VenueError,
     VenueRetryableError,
@@ -44,6 +45,7 @@ ERROR_MAP: tuple[tuple[type[Exception], type[Exception]], ...] = (
     (ccxt.AuthenticationError, VenueError),
     (ccxt.PermissionDenied, VenueError),
     (ccxt.InsufficientFunds, VenueError),
+    (ccxt.DuplicateOrderId, DuplicateClientIdError),  # before InvalidOrder, its parent
     (ccxt.InvalidOrder, VenueError),
     (ccxt.OrderNotFound, VenueError),
     (ccxt.ExchangeError, VenueError),

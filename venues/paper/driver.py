@@ -102,6 +102,10 @@ class FeedDriver:
     def done_until(self) -> datetime | None:
         return self._done_until
 
+    def resume(self, done_until: datetime) -> None:
+        """Continue a restored engine: bars up to `done_until` were already replayed into it."""
+        self._done_until = done_until
+
     def prime(self) -> None:
         """Give the engine its first prices: the last closed bar before the feed's now."""
         now = self.feed.clock.now()

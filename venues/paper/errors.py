@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from core.errors import DuplicateClientIdError as AnyDuplicateClientIdError
 from core.errors import VenueError
 
 
@@ -29,7 +30,7 @@ class OrderRejectedError(VenueError):
         self.reason = reason
 
 
-class DuplicateClientIdError(OrderRejectedError):
+class DuplicateClientIdError(OrderRejectedError, AnyDuplicateClientIdError):
     """An open order already carries this client id: look it up instead of resubmitting."""
 
     def __init__(self, client_id: str, open_order_id: str) -> None:
