@@ -59,6 +59,7 @@ bench-smc: install  ## SMC features vs the smartmoneyconcepts package (bench-onl
 	$(UV) venv --quiet --allow-existing --python 3.11 .local/bench-venv
 	$(UV) pip install --quiet --python .local/bench-venv -r bench/requirements.txt
 	.local/bench-venv/bin/python bench/bench_smc.py
+	.local/bench-venv/bin/python bench/compare_swings.py
 
 bench-cycle: install  ## one 56-market sim cycle: Prefect start-up vs orchestration vs compute
 	$(VENV)/bin/python bench/bench_cycle.py
