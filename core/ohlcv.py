@@ -75,7 +75,9 @@ def plan_fetches(
     return plan
 
 
-def validate_candles(symbol: str, timeframe: str, frame: pl.DataFrame, now: datetime) -> pl.DataFrame:
+def validate_candles(
+    symbol: str, timeframe: str, frame: pl.DataFrame, now: datetime
+) -> pl.DataFrame:
     """One market's candles as a valid Candles frame, closed candles only.
 
     Raises DataError naming the market, the timeframe and the first failed rule

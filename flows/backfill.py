@@ -6,8 +6,8 @@ from pathlib import Path
 
 from prefect import flow
 
-from flows.cycle import cycle_overrides
 from core.registry import build_registry
+from flows.cycle import cycle_overrides
 from tasks.backfill import backfill_context, backfill_history
 from trader.settings import load_config, load_secrets
 from venues.factory import make_venue

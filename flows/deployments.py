@@ -11,7 +11,9 @@ from flows.backfill import backfill
 from flows.cycle import trading_cycle
 
 # A cycle still running when the next is due: the new one is cancelled, never stacked.
-ONE_AT_A_TIME = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
+ONE_AT_A_TIME = ConcurrencyLimitConfig(
+    limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
+)
 
 
 def service_deployments(interval_s: int, parameters: dict[str, Any]) -> list[RunnerDeployment]:
@@ -26,7 +28,10 @@ def service_deployments(interval_s: int, parameters: dict[str, Any]) -> list[Run
     hourly_backfill = backfill.to_deployment(
         name="hourly-backfill",
         cron="7 * * * *",
-        parameters={**parameters, "days": 3},
+        parameters={
+            **{k: v for k, v in parameters.items() if k not in ("live", "paper")},
+            "days": 3,
+        },
         concurrency_limit=ONE_AT_A_TIME,
         description="Re-fetch the last 3 days of candles for tradeable markets",
         tags=["smc-trader"],

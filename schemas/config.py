@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, model_validator
 
 from schemas.base import Frozen
+from schemas.execution import ExecutionConfig
 from schemas.risk import RiskConfig
 from schemas.strategy import StrategyConfig
 
@@ -230,6 +231,7 @@ class CycleConfig(Frozen):
 class AppConfig(Frozen):
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
     risk: RiskConfig = Field(default_factory=RiskConfig)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     venue: VenueConfig = Field(default_factory=VenueConfig)
     markets: MarketsConfig = Field(default_factory=MarketsConfig)
     ohlcv: OhlcvConfig = Field(default_factory=OhlcvConfig)
@@ -246,4 +248,3 @@ class Secrets(Frozen):
     @property
     def has_kraken(self) -> bool:
         return self.kraken_api_key is not None and self.kraken_api_secret is not None
-

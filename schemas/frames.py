@@ -28,7 +28,7 @@ class Candles(pa.DataFrameModel):
     class Config:
         strict = "filter"
         coerce = True
-        unique = ["symbol", "timeframe", "ts"]
+        unique = ("symbol", "timeframe", "ts")
 
     @pa.dataframe_check(error="high must be >= max(open, close)")
     def high_is_highest(cls, data: pa.PolarsData) -> pl.LazyFrame:

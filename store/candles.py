@@ -70,9 +70,7 @@ def stored_gaps(
     con: duckdb.DuckDBPyConnection, step_seconds: dict[str, int], since: datetime
 ) -> pl.DataFrame:
     """Holes inside the stored series since `since`: (symbol, timeframe, gap_start, gap_end)."""
-    steps = pl.DataFrame(
-        {"timeframe": list(step_seconds), "step_s": list(step_seconds.values())}
-    )
+    steps = pl.DataFrame({"timeframe": list(step_seconds), "step_s": list(step_seconds.values())})
     con.register("tf_steps", steps.to_arrow())
     try:
         frame = con.sql(
@@ -118,15 +116,43 @@ def record_gaps(con: duckdb.DuckDBPyConnection, gaps: list[GapRecord], cycle_id:
             SET attempts = candle_gaps.attempts + excluded.attempts, filled = excluded.filled
             """,
             [
-                [g.symbol, g.timeframe, g.gap_start, g.gap_end, int(g.attempted), g.filled, cycle_id]
+                [
+                    g.symbol,
+                    g.timeframe,
+                    g.gap_start,
+                    g.gap_end,
+                    int(g.attempted),
+                    g.filled,
+                    cycle_id,
+                ]
                 for g in gaps
             ],
         )
 
 
-def exhausted_gaps(con: duckdb.DuckDBPyConnection, max_attempts: int) -> set[tuple[str, str, datetime]]:
+def exhausted_gaps(
+    con: duckdb.DuckDBPyConnection, max_attempts: int
+) -> set[tuple[str, str, datetime]]:
     rows = con.execute(
         "SELECT symbol, timeframe, gap_start FROM candle_gaps WHERE NOT filled AND attempts >= ?",
         [max_attempts],
     ).fetchall()
     return {(s, tf, ts) for s, tf, ts in rows}
+
+
+def read_candle_windows(
+    con: duckdb.DuckDBPyConnection, symbols: list[str], since: dict[str, datetime]
+) -> pl.DataFrame:
+    """Candles of `symbols` with, per timeframe, ts >= since[timeframe]."""
+    windows = pl.DataFrame({"timeframe": list(since), "since": list(since.values())})
+    con.register("tf_windows", windows.to_arrow())
+    try:
+        frame = con.sql(
+            "SELECT c.symbol, c.timeframe, c.ts, c.open, c.high, c.low, c.close, c.volume "
+            "FROM candles c JOIN tf_windows w ON c.timeframe = w.timeframe AND c.ts >= w.since "
+            "WHERE list_contains(?, c.symbol) ORDER BY c.symbol, c.timeframe, c.ts",
+            params=[symbols],
+        ).pl()
+    finally:
+        con.unregister("tf_windows")
+    return frame.with_columns(pl.col("ts").cast(UTC_TS))

@@ -89,7 +89,11 @@ def save_markets(
 
 
 def record_market_errors(
-    con: duckdb.DuckDBPyConnection, cycle_id: int, stage: str, errors: Mapping[str, str], ts: datetime
+    con: duckdb.DuckDBPyConnection,
+    cycle_id: int,
+    stage: str,
+    errors: Mapping[str, str],
+    ts: datetime,
 ) -> None:
     if not errors:
         return

@@ -154,4 +154,218 @@ SAFETY = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (FOUNDATION, SAFETY)
+EXECUTION = Migration(
+    3,
+    "execution: write-ahead intent log, positions, fills, position events, paper account",
+    (
+        """
+        CREATE TABLE wal (
+            intent_id VARCHAR PRIMARY KEY,
+            action_type VARCHAR NOT NULL,
+            symbol VARCHAR,
+            side VARCHAR NOT NULL,
+            client_id VARCHAR,
+            payload VARCHAR NOT NULL,
+            state VARCHAR NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL,
+            venue_order_id VARCHAR,
+            reason VARCHAR,
+            cycle_id BIGINT
+        )
+        """,
+        """
+        CREATE TABLE positions (
+            position_id VARCHAR PRIMARY KEY,
+            symbol VARCHAR NOT NULL,
+            side VARCHAR NOT NULL,
+            state VARCHAR NOT NULL,
+            size DOUBLE NOT NULL,
+            entry_price DOUBLE,
+            stop_price DOUBLE NOT NULL,
+            stop_order_id VARCHAR,
+            tp1_order_id VARCHAR,
+            tp2_order_id VARCHAR,
+            tp3_order_id VARCHAR,
+            tp1_price DOUBLE,
+            tp2_price DOUBLE,
+            tp3_price DOUBLE,
+            imported BOOLEAN NOT NULL,
+            opened_at TIMESTAMPTZ NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL,
+            close_reason VARCHAR,
+            record VARCHAR NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE fills (
+            fill_id VARCHAR PRIMARY KEY,
+            venue_order_id VARCHAR NOT NULL,
+            client_id VARCHAR,
+            symbol VARCHAR NOT NULL,
+            side VARCHAR NOT NULL,
+            size DOUBLE NOT NULL,
+            price DOUBLE NOT NULL,
+            fee DOUBLE NOT NULL,
+            ts TIMESTAMPTZ NOT NULL,
+            position_id VARCHAR,
+            cycle_id BIGINT
+        )
+        """,
+        """
+        CREATE TABLE position_events (
+            seq BIGINT PRIMARY KEY,
+            recorded_at TIMESTAMPTZ NOT NULL,
+            cycle_id BIGINT,
+            position_id VARCHAR NOT NULL,
+            event VARCHAR NOT NULL,
+            payload VARCHAR NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE venue_state (
+            venue VARCHAR PRIMARY KEY,
+            saved_at TIMESTAMPTZ NOT NULL,
+            blob BLOB NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE kv (
+            key VARCHAR PRIMARY KEY,
+            value VARCHAR NOT NULL
+        )
+        """,
+        """
+        CREATE VIEW open_exposure AS
+        SELECT symbol, side, size, entry_price, stop_price, stop_order_id,
+               tp1_order_id, tp2_order_id, tp3_order_id, state, imported
+        FROM positions WHERE state NOT IN ('closed', 'entry_rejected', 'entry_cancelled')
+        """,
+    ),
+)
+
+SIGNALS = Migration(
+    4,
+    "signals, gate trace, why_no_trades",
+    (
+        """
+        CREATE TABLE signals (
+            cycle_id BIGINT NOT NULL,
+            symbol VARCHAR NOT NULL,
+            ts TIMESTAMPTZ NOT NULL,
+            strategy VARCHAR NOT NULL,
+            side VARCHAR NOT NULL,
+            entry DOUBLE NOT NULL,
+            stop DOUBLE NOT NULL,
+            tp1 DOUBLE NOT NULL,
+            tp2 DOUBLE NOT NULL,
+            tp3 DOUBLE NOT NULL,
+            regime VARCHAR NOT NULL,
+            score DOUBLE NOT NULL,
+            structure_tf VARCHAR,
+            structure_kind VARCHAR,
+            retracement DOUBLE,
+            reward_risk DOUBLE,
+            tier VARCHAR,
+            gate_trace VARCHAR,
+            PRIMARY KEY (cycle_id, symbol, strategy)
+        )
+        """,
+        """
+        CREATE TABLE gate_trace (
+            cycle_id BIGINT NOT NULL,
+            symbol VARCHAR NOT NULL,
+            ts TIMESTAMPTZ NOT NULL,
+            signal BOOLEAN NOT NULL,
+            strategy VARCHAR,
+            reason VARCHAR,
+            momentum_reason VARCHAR,
+            gate_data VARCHAR NOT NULL,
+            gate_daily_bias VARCHAR NOT NULL,
+            gate_structure VARCHAR NOT NULL,
+            gate_regime VARCHAR NOT NULL,
+            gate_ote VARCHAR NOT NULL,
+            gate_risk VARCHAR NOT NULL,
+            gate_momentum VARCHAR NOT NULL,
+            bias VARCHAR,
+            daily_close DOUBLE,
+            daily_ema DOUBLE,
+            structure_tf VARCHAR,
+            structure_kind VARCHAR,
+            bars_since_break INTEGER,
+            regime VARCHAR,
+            entry DOUBLE,
+            retracement DOUBLE,
+            stop DOUBLE,
+            reward_risk DOUBLE,
+            score DOUBLE,
+            tier VARCHAR,
+            problem VARCHAR,
+            daily_known_at TIMESTAMPTZ,
+            h4_known_at TIMESTAMPTZ,
+            h1_known_at TIMESTAMPTZ,
+            PRIMARY KEY (cycle_id, symbol)
+        )
+        """,
+        """
+        CREATE MACRO why_no_trades_last(n) AS TABLE
+        SELECT coalesce(reason, 'SIGNAL') AS reason,
+               count(*) AS markets,
+               count(DISTINCT cycle_id) AS cycles,
+               min(ts) AS first_seen,
+               max(ts) AS last_seen
+        FROM gate_trace
+        WHERE cycle_id > (SELECT coalesce(max(cycle_id), 0) - n FROM gate_trace)
+        GROUP BY ALL
+        ORDER BY markets DESC
+        """,
+        "CREATE VIEW why_no_trades AS SELECT * FROM why_no_trades_last(24)",
+    ),
+)
+
+ALLOCATION = Migration(
+    5,
+    "auction allocations and order intents",
+    (
+        """
+        CREATE TABLE order_intents (
+            cycle_id BIGINT NOT NULL,
+            ts TIMESTAMPTZ NOT NULL,
+            client_intent_id VARCHAR PRIMARY KEY,
+            rank INTEGER NOT NULL,
+            symbol VARCHAR NOT NULL,
+            side VARCHAR,
+            strategy VARCHAR,
+            signal_ts TIMESTAMPTZ,
+            tier VARCHAR,
+            regime VARCHAR,
+            score DOUBLE,
+            entry DOUBLE,
+            stop DOUBLE,
+            tp1 DOUBLE,
+            tp2 DOUBLE,
+            tp3 DOUBLE,
+            size DOUBLE NOT NULL,
+            notional DOUBLE NOT NULL,
+            margin DOUBLE NOT NULL,
+            leverage DOUBLE,
+            requested_notional DOUBLE,
+            notional_override DOUBLE,
+            equity DOUBLE,
+            status VARCHAR NOT NULL,
+            reason VARCHAR,
+            adjustments VARCHAR NOT NULL,
+            tp_skipped VARCHAR NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE allocations (
+            cycle_id BIGINT NOT NULL,
+            ts TIMESTAMPTZ NOT NULL,
+            payload VARCHAR NOT NULL
+        )
+        """,
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (FOUNDATION, SAFETY, EXECUTION, SIGNALS, ALLOCATION)

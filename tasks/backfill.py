@@ -37,7 +37,9 @@ def first_candle_times(db_path: Path) -> dict[tuple[str, str], datetime]:
 def _bar(done: int, total: int, label: str) -> None:
     width = 30
     filled = int(width * done / max(total, 1))
-    sys.stderr.write(f"\rbackfill [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label:<20}")
+    sys.stderr.write(
+        f"\rbackfill [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label:<20}"
+    )
     if done == total:
         sys.stderr.write("\n")
     sys.stderr.flush()

@@ -42,6 +42,17 @@ def open_cycle(venue: MarketDataVenue, db_path: Path) -> CycleContext:
     return CycleContext(cycle_id, venue.name, decision_time, db_path, started)
 
 
+def is_startup(ctx: CycleContext, interval_s: int) -> bool:
+    """True when no cycle finished recently: reconciliation then takes over with fresh eyes."""
+    with open_store(ctx.db_path) as con:
+        row = con.execute(
+            "SELECT max(finished_at) FROM cycles WHERE venue = ? AND cycle_id < ?",
+            [ctx.venue, ctx.cycle_id],
+        ).fetchone()
+    last = row[0] if row else None
+    return last is None or (ctx.started_at - last).total_seconds() > 3 * interval_s
+
+
 @task(name="summarize", cache_policy=NO_CACHE)
 def summarize(ctx: CycleContext, summary: CycleSummary, tables: dict[str, list[dict]]) -> str:
     """Log CYCLE_END, finish the cycle row, publish the cycle's tables as artifacts."""

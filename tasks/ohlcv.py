@@ -137,16 +137,26 @@ def _track_gaps(
 ) -> None:
     """Record which asked-for gaps the venue filled, so unfillable ones stop being asked."""
     remaining = stored_gaps(con, step_s, window_start)
-    still = set(zip(remaining["symbol"], remaining["timeframe"], remaining["gap_start"], strict=True))
+    still = set(
+        zip(remaining["symbol"], remaining["timeframe"], remaining["gap_start"], strict=True)
+    )
     rows = [
-        GapRecord(r.symbol, r.timeframe, r.since, r.until, attempted=True,
-                  filled=(r.symbol, r.timeframe, r.since) not in still)
+        GapRecord(
+            r.symbol,
+            r.timeframe,
+            r.since,
+            r.until,
+            attempted=True,
+            filled=(r.symbol, r.timeframe, r.since) not in still,
+        )
         for r in plan
         if r.kind is FetchKind.GAP
     ]
     asked = {(g.symbol, g.timeframe, g.gap_start) for g in rows}
     rows += [
-        GapRecord(g["symbol"], g["timeframe"], g["gap_start"], g["gap_end"], attempted=False, filled=False)
+        GapRecord(
+            g["symbol"], g["timeframe"], g["gap_start"], g["gap_end"], attempted=False, filled=False
+        )
         for g in remaining.iter_rows(named=True)
         if (g["symbol"], g["timeframe"], g["gap_start"]) not in asked
     ]
@@ -165,4 +175,3 @@ def refresh_ohlcv(
     venue: MarketDataVenue, symbols: list[str], ctx: CycleContext, config: OhlcvConfig
 ) -> RefreshResult:
     return refresh(venue, symbols, ctx, config)
-

@@ -95,7 +95,9 @@ def halt(db_path: Path, reason: str, who: str) -> SystemStateRecord:
     return record
 
 
-def resume(db_path: Path, safety: SafetyConfig, who: str, why: str, force: bool) -> SystemStateRecord:
+def resume(
+    db_path: Path, safety: SafetyConfig, who: str, why: str, force: bool
+) -> SystemStateRecord:
     """Leave HALTED (the only way out). Refuses while a halt condition holds unless forced."""
     now = datetime.now(UTC)
     with open_store(db_path) as con:

@@ -26,6 +26,18 @@ def _add_cycle_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", default=None, help="DuckDB file (default: data/trading.duckdb)")
     p.add_argument("--api-url", default=None, help="kraken: base URL (a local simulator)")
     p.add_argument("--sandbox", action="store_true", default=None, help="kraken: demo exchange")
+    p.add_argument(
+        "--live",
+        action="store_true",
+        default=False,
+        help="kraken: allow REAL orders on the live exchange (credentials required)",
+    )
+    p.add_argument(
+        "--paper",
+        action="store_true",
+        default=False,
+        help="kraken: real market data, simulated fills (no orders reach Kraken)",
+    )
 
 
 def _cycle_kwargs(args: argparse.Namespace) -> dict[str, object]:
@@ -36,6 +48,8 @@ def _cycle_kwargs(args: argparse.Namespace) -> dict[str, object]:
         "db": args.db,
         "api_url": args.api_url,
         "sandbox": args.sandbox,
+        "live": args.live,
+        "paper": args.paper,
     }
 
 
@@ -60,11 +74,30 @@ def cmd_config_reference(args: argparse.Namespace) -> int:
 def _validate_first(args: argparse.Namespace) -> None:
     """Refuse bad configuration before Prefect starts anything."""
     from flows.cycle import cycle_overrides
+    from schemas.config import VenueKind
 
-    load_config(
+    config = load_config(
         args.config,
         cycle_overrides(args.venue, args.data_dir, args.db, args.api_url, args.sandbox),
     )
+    live = getattr(args, "live", False)
+    if live and getattr(args, "paper", False):
+        raise ConfigError("--live and --paper contradict each other: choose one")
+    if config.venue.kind is VenueKind.KRAKEN and getattr(args, "paper", False):
+        log.warning("kraken venue in paper mode: real market data, simulated fills")
+    elif config.venue.kind is VenueKind.KRAKEN:
+        from trader.settings import load_secrets
+        from venues.kraken_orders import require_explicit_mode
+
+        mode = require_explicit_mode(
+            live=live,
+            sandbox=config.venue.sandbox,
+            api_url=config.venue.api_url,
+            has_credentials=load_secrets().has_kraken,
+        )
+        log.warning("kraken venue in %s mode%s", mode, ": REAL MONEY" if mode == "live" else "")
+    elif live:
+        raise ConfigError(f"--live applies to --venue kraken only, not {config.venue.kind}")
 
 
 def cmd_cycle(args: argparse.Namespace) -> int:
@@ -104,7 +137,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     _validate_first(args)
     from flows.backfill import backfill
 
-    backfill(days=args.days, progress=not args.no_progress, **_cycle_kwargs(args))
+    kwargs = {k: v for k, v in _cycle_kwargs(args).items() if k not in ("live", "paper")}
+    backfill(days=args.days, progress=not args.no_progress, **kwargs)
     return 0
 
 

@@ -21,7 +21,7 @@ log = logging.getLogger("smc_trader.server")
 
 def _healthy(api_url: str) -> bool:
     try:
-        with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:  # noqa: S310
+        with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:
             return response.status == 200
     except (urllib.error.URLError, OSError):
         return False
@@ -39,7 +39,7 @@ def local_server(host: str = "127.0.0.1", port: int = 4200, timeout_s: float = 9
     prefect = shutil.which("prefect") or str(Path(sys.executable).with_name("prefect"))
     Path("logs").mkdir(exist_ok=True)
     out = open("logs/prefect-server.log", "ab")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen(  # noqa: S603 - our own venv's prefect
+    proc = subprocess.Popen(
         [prefect, "server", "start", "--host", host, "--port", str(port)], stdout=out, stderr=out
     )
     try:
@@ -47,8 +47,9 @@ def local_server(host: str = "127.0.0.1", port: int = 4200, timeout_s: float = 9
         while not _healthy(api_url):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise TraderError(
-                    f"the Prefect server did not start on {host}:{port}; see logs/prefect-server.log "
-                    "(is the port taken? set PREFECT_API_URL to use another server)"
+                    f"the Prefect server did not start on {host}:{port}; see "
+                    "logs/prefect-server.log (is the port taken? set PREFECT_API_URL to use "
+                    "another server)"
                 )
             time.sleep(0.5)
         os.environ["PREFECT_API_URL"] = api_url

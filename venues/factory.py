@@ -25,18 +25,26 @@ def make_venue(config: VenueConfig, secrets: Secrets | None = None) -> MarketDat
     if config.kind is VenueKind.KRAKEN:
         from venues.kraken import KrakenVenue, make_client
 
-        key = secrets.kraken_api_key.get_secret_value() if secrets and secrets.kraken_api_key else None
+        key = (
+            secrets.kraken_api_key.get_secret_value()
+            if secrets and secrets.kraken_api_key
+            else None
+        )
         secret = (
             secrets.kraken_api_secret.get_secret_value()
             if secrets and secrets.kraken_api_secret
             else None
         )
+        from venues.kraken_orders import is_loopback_url
+
+        local = config.api_url is not None and is_loopback_url(config.api_url)
         client = make_client(
             sandbox=config.sandbox,
             api_url=config.api_url,
             timeout_ms=config.timeout_ms,
             api_key=key,
             api_secret=secret,
+            rate_limit_ms=20 if local else None,
         )
         return KrakenVenue(client)
     raise ConfigError(f"venue.kind {config.kind!r} unknown: use sim, replay or kraken")

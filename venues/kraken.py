@@ -80,8 +80,13 @@ def make_client(
     timeout_ms: int = 10_000,
     api_key: str | None = None,
     api_secret: str | None = None,
+    rate_limit_ms: int | None = None,
 ) -> ccxt.krakenfutures:
+    """A krakenfutures client. ccxt's own throttle (600 ms) stays on unless `rate_limit_ms`
+    is given (our loopback simulator enforces Kraken's cost budget itself)."""
     options: dict[str, Any] = {"enableRateLimit": True, "timeout": timeout_ms}
+    if rate_limit_ms is not None:
+        options["rateLimit"] = rate_limit_ms
     if api_key and api_secret:
         options.update(apiKey=api_key, secret=api_secret)
     exchange = ccxt.krakenfutures(options)

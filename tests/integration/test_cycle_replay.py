@@ -24,13 +24,17 @@ def test_three_replay_cycles_store_candles_and_cycle_rows(
 ):
     db = tmp_path / "trading.duckdb"
     code = main(
-            [
-                "cycle",
-                "--venue", "replay",
-                "--data-dir", str(real_data_dir),
-                "--db", str(db),
-                "--cycles", "3",
-            ]
+        [
+            "cycle",
+            "--venue",
+            "replay",
+            "--data-dir",
+            str(real_data_dir),
+            "--db",
+            str(db),
+            "--cycles",
+            "3",
+        ]
     )
     assert code == 0
     ends = [line for line in cli_logs().splitlines() if " CYCLE_END " in line]

@@ -131,7 +131,9 @@ def test_shipped_yaml_never_restates_a_model_default():
     shipped = _leaves(yaml.safe_load((REPO / "configs/config.yaml").read_text()) or {})
     shipped |= {
         f"safety.{k}": v
-        for k, v in _leaves(yaml.safe_load((REPO / "configs/safety.yaml").read_text()) or {}).items()
+        for k, v in _leaves(
+            yaml.safe_load((REPO / "configs/safety.yaml").read_text()) or {}
+        ).items()
     }
     restated = [k for k, v in shipped.items() if defaults.get(k) == v]
     assert restated == []

@@ -1,0 +1,386 @@
+"""The execution gateway: actions in, orders out, every step in the write-ahead log first.
+
+For an action that creates an order:
+  PENDING (recorded) -> SENT (recorded just before the request) -> ACKNOWLEDGED | REJECTED,
+  or UNKNOWN when the request failed without a verdict (timeout, 5xx, lost acknowledgement).
+Before anything else each run resolves every non-final intent against the venue by
+client order id: an order the venue has is acknowledged, never submitted again. That is
+what makes a Prefect retry of the execution task safe.
+
+Fills are applied to positions exactly once (by fill id); acknowledgements, rejections
+and fills become position events; the position machine turns them into the next actions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from core.actions import (
+    Action,
+    ActionType,
+    Cancel,
+    CloseRecord,
+    Flatten,
+    ImportPosition,
+    MoveStop,
+    NoAction,
+    PlaceEntry,
+    PlaceStop,
+    PlaceTp,
+    describe,
+)
+from core.errors import DuplicateClientIdError, VenueError, VenueRetryableError
+from core.orders import Fill, OrderRequest, OrderType, OrderVenue, PositionSide
+from core.positions import (
+    EntryFilled,
+    EntryPartiallyFilled,
+    FlattenFilled,
+    Position,
+    PositionError,
+    PositionEvent,
+    StopFilled,
+    TpFilled,
+    apply,
+)
+from core.wal import (
+    Decision,
+    IntentEntry,
+    IntentState,
+    advance,
+    apply_resolution,
+    new_intent,
+    position_event,
+    resolve_pending,
+)
+from store import execution as ex
+from store.db import open_store
+from venues.base import Clock
+
+log = logging.getLogger("smc_trader.execution")
+
+MAX_ROUNDS = 4  # ack -> event -> action chains are short (entry -> stop -> TPs)
+
+
+@dataclass
+class ExecutionReport:
+    placed: int = 0
+    cancelled: int = 0
+    rejected: int = 0
+    unknown: int = 0
+    fills_applied: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def order_request(action: Action) -> OrderRequest | None:
+    """The venue order an action creates; None for actions that create none."""
+    if isinstance(action, PlaceEntry):
+        return OrderRequest(
+            action.symbol,
+            action.side,
+            action.order_type,
+            action.size,
+            action.client_id,
+            price=action.price,
+        )
+    if isinstance(action, PlaceStop | MoveStop):
+        return OrderRequest(
+            action.symbol,
+            action.side,
+            OrderType.STOP,
+            action.size,
+            action.client_id,
+            trigger_price=action.trigger_price,
+            reduce_only=True,
+        )
+    if isinstance(action, PlaceTp):
+        return OrderRequest(
+            action.symbol,
+            action.side,
+            OrderType.TAKE_PROFIT,
+            action.size,
+            action.client_id,
+            trigger_price=action.trigger_price,
+            reduce_only=True,
+        )
+    return None
+
+
+class Gateway:
+    """One cycle's execution against one order venue; the store is opened per write."""
+
+    def __init__(self, venue: OrderVenue, db_path: Path, cycle_id: int, clock: Clock) -> None:
+        self.venue = venue
+        self.db_path = db_path
+        self.cycle_id = cycle_id
+        self.clock = clock
+        self.report = ExecutionReport()
+
+    # -- the log ---------------------------------------------------------------------------
+
+    def _save(self, entry: IntentEntry) -> IntentEntry:
+        with open_store(self.db_path) as con:
+            ex.save_intent(con, entry, self.cycle_id)
+        return entry
+
+    def _now(self) -> datetime:
+        return self.clock.now()
+
+    # -- resolution --------------------------------------------------------------------------
+
+    def resolve_unresolved(self) -> list[PositionEvent]:
+        """Settle every non-final intent by asking the venue for its client id."""
+        with open_store(self.db_path) as con:
+            pending = ex.unresolved_intents(con)
+        if not pending:
+            return []
+        lookups = {}
+        for entry in pending:
+            if entry.client_id is None:
+                continue
+            try:
+                lookups[entry.client_id] = self.venue.order_by_client_id(entry.client_id)
+            except VenueRetryableError as exc:
+                log.warning("intent %s: lookup deferred: %s", entry.intent_id, exc)
+        events = []
+        by_id = {e.intent_id: e for e in pending}
+        for resolution in resolve_pending(pending, lookups):
+            entry = self._save(
+                apply_resolution(by_id[resolution.intent_id], resolution, at=self._now())
+            )
+            log.info(
+                "intent %s resolved: %s (%s)",
+                entry.intent_id,
+                resolution.decision,
+                resolution.reason,
+            )
+            if resolution.decision is Decision.RESUBMIT and entry.client_id is not None:
+                action = _action_from(entry)
+                if action is not None:
+                    events += self._send(entry, action)
+            elif (event := position_event(entry)) is not None:
+                events.append(event)
+        return events
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def execute(self, action: Action) -> list[PositionEvent]:
+        """Carry out one action; the position events its outcome implies."""
+        if isinstance(action, CloseRecord | ImportPosition | NoAction):
+            log.info("local action %s", describe(action))
+            return []
+        if isinstance(action, Cancel):
+            self._cancel(action)
+            return []
+        if isinstance(action, Flatten):
+            return self._flatten(action)
+        with open_store(self.db_path) as con:
+            known = ex.intent(con, action.client_id)
+        if known is not None:
+            # Same client id already in the log: never a second order for it.
+            return [e for e in [position_event(known)] if e is not None] if known.is_final else []
+        entry = self._save(new_intent(action, at=self._now()))
+        events = self._send(entry, action)
+        if isinstance(action, MoveStop) and entry.intent_id and events:
+            self._cancel(
+                Cancel(
+                    action.position_id,
+                    action.symbol,
+                    "stop moved",
+                    venue_order_id=action.replaces_order_id,
+                )
+            )
+        return events
+
+    def _send(self, entry: IntentEntry, action: Action) -> list[PositionEvent]:
+        request = order_request(action)
+        if request is None:
+            return []
+        if entry.state is not IntentState.SENT:  # a resubmission was already moved to SENT
+            entry = self._save(advance(entry, IntentState.SENT, at=self._now()))
+        try:
+            order = self.venue.submit(request)
+        except DuplicateClientIdError:
+            order = self.venue.order_by_client_id(request.client_id)
+            if order is None:
+                return self._reject(entry, "duplicate client id, yet the venue cannot find it")
+        except VenueRetryableError as exc:
+            self.report.unknown += 1
+            self._save(advance(entry, IntentState.UNKNOWN, at=self._now(), reason=str(exc)))
+            log.warning(
+                "intent %s outcome unknown (will resolve by client id): %s", entry.intent_id, exc
+            )
+            return []
+        except VenueError as exc:
+            return self._reject(entry, str(exc))
+        self.report.placed += 1
+        entry = self._save(
+            advance(
+                entry, IntentState.ACKNOWLEDGED, at=self._now(), venue_order_id=order.venue_order_id
+            )
+        )
+        event = position_event(entry)
+        return [event] if event is not None else []
+
+    def _reject(self, entry: IntentEntry, reason: str) -> list[PositionEvent]:
+        self.report.rejected += 1
+        self.report.errors.append(f"{entry.intent_id}: {reason}")
+        log.error(
+            "Execution failed: %s %s %s: %s", entry.action_type, entry.symbol, entry.side, reason
+        )
+        entry = self._save(advance(entry, IntentState.REJECTED, at=self._now(), reason=reason))
+        event = position_event(entry)
+        return [event] if event is not None else []
+
+    def _cancel(self, action: Cancel) -> None:
+        target = action.venue_order_id
+        try:
+            if target is None and action.client_id is not None:
+                order = self.venue.order_by_client_id(action.client_id)
+                target = order.venue_order_id if order else None
+            if target is None:
+                return
+            if self.venue.cancel(target) is not None:
+                self.report.cancelled += 1
+        except VenueError as exc:
+            # A failed cancel leaves an extra reduce-only exit at worst; next cycle retries.
+            log.warning("cancel %s for %s failed: %s", target, action.position_id, exc)
+
+    def _flatten(self, action: Flatten) -> list[PositionEvent]:
+        """Reduce-only market close of whatever the venue holds on the symbol (no side given)."""
+        held = [p for p in self.venue.positions() if p.symbol == action.symbol and p.size > 0]
+        if not held:
+            log.info("flatten %s: nothing held at the venue", action.symbol)
+            return []
+        report = held[0]
+        side = report.side.exit_order_side
+        client_id = f"flat-{self.cycle_id}-{action.symbol}"[:100]
+        entry = self._save(new_intent(action, at=self._now(), intent_id=client_id))
+        entry = self._save(advance(entry, IntentState.SENT, at=self._now()))
+        request = OrderRequest(
+            action.symbol, side, OrderType.MARKET, report.size, client_id, reduce_only=True
+        )
+        try:
+            order = self.venue.submit(request)
+        except VenueError as exc:
+            return self._reject(entry, str(exc))
+        self._save(
+            advance(
+                entry, IntentState.ACKNOWLEDGED, at=self._now(), venue_order_id=order.venue_order_id
+            )
+        )
+        return []
+
+    # -- fills -------------------------------------------------------------------------------
+
+    def fill_events(self, positions: dict[str, Position]) -> list[PositionEvent]:
+        """Events for fills not applied before, attributed through the log's client ids."""
+        with open_store(self.db_path) as con:
+            since = ex.last_fill_time(con)
+            fills = ex.new_fills(con, self.venue.fills(since))
+            intents = ex.intents_by_client_id(con)
+        grouped: dict[str, list[Fill]] = defaultdict(list)
+        attributed: list[tuple[Fill, str | None]] = []
+        for fill in fills:
+            entry = intents.get(fill.client_id or "")
+            pid = entry.details().get("position_id") if entry else None
+            attributed.append((fill, pid if isinstance(pid, str) else None))
+            if entry is not None and isinstance(pid, str):
+                grouped[entry.intent_id].append(fill)
+            else:
+                log.warning(
+                    "fill %s on %s has no intent of ours (client id %s): recorded only",
+                    fill.fill_id,
+                    fill.symbol,
+                    fill.client_id,
+                )
+        events = []
+        for group in grouped.values():
+            event = _fill_event(intents[group[0].client_id or ""], group, positions)
+            if event is not None:
+                events.append(event)
+        with open_store(self.db_path) as con:
+            ex.save_fills(con, attributed, self.cycle_id)
+        self.report.fills_applied += len(fills)
+        return events
+
+
+def _fill_event(
+    entry: IntentEntry, group: list[Fill], positions: dict[str, Position]
+) -> PositionEvent | None:
+    info = entry.details()
+    pid = str(info["position_id"])
+    size = sum(f.size for f in group)
+    price = sum(f.size * f.price for f in group) / size
+    position = positions.get(pid)
+    kind = entry.action_type
+    if kind is ActionType.PLACE_ENTRY:
+        if position is None:
+            return None
+        before = position.entry_filled
+        total = before + size
+        avg = ((position.entry_price or 0.0) * before + price * size) / total
+        done = total >= position.requested_size - position.lot_size / 2
+        return (EntryFilled if done else EntryPartiallyFilled)(pid, total, avg)
+    if kind in (ActionType.PLACE_STOP, ActionType.MOVE_STOP):
+        return StopFilled(pid, size, price)
+    if kind is ActionType.PLACE_TP:
+        return TpFilled(pid, int(info["level"]), size, price)
+    if kind is ActionType.FLATTEN:
+        return FlattenFilled(pid, size, price)
+    return None
+
+
+def _action_from(entry: IntentEntry) -> Action | None:
+    """Rebuild a protective order action from its logged description (for a resubmission)."""
+    info = entry.details()
+    side = info.get("side")
+    try:
+        from core.orders import OrderSide
+
+        order_side = OrderSide(str(side))
+    except ValueError:
+        return None
+    pid, symbol, cid = str(info["position_id"]), str(info["symbol"]), str(entry.client_id)
+    size, trigger = float(info["size"]), float(info.get("trigger_price") or 0)
+    if entry.action_type is ActionType.PLACE_STOP:
+        return PlaceStop(pid, symbol, order_side, size, trigger, cid)
+    if entry.action_type is ActionType.PLACE_TP:
+        return PlaceTp(pid, symbol, order_side, int(info["level"]), size, trigger, cid)
+    if entry.action_type is ActionType.MOVE_STOP:
+        return MoveStop(pid, symbol, order_side, size, trigger, str(info["replaces_order_id"]), cid)
+    return None
+
+
+def apply_events(
+    positions: dict[str, Position], events: list[PositionEvent], *, break_even_after_tp1: bool
+) -> tuple[list[Action], list[PositionEvent]]:
+    """Apply events to the positions in place; the actions they imply and the events applied.
+
+    An event the machine refuses (a late duplicate, an event for a closed record) is
+    logged and skipped: one confusing report never stops the others.
+    """
+    actions: list[Action] = []
+    applied: list[PositionEvent] = []
+    for event in events:
+        position = positions.get(event.position_id)
+        if position is None:
+            log.warning(
+                "event %s for unknown position %s: ignored", type(event).__name__, event.position_id
+            )
+            continue
+        try:
+            new, produced = apply(position, event, break_even_after_tp1=break_even_after_tp1)
+        except PositionError as exc:
+            log.warning("event %s refused for %s: %s", type(event).__name__, event.position_id, exc)
+            continue
+        positions[event.position_id] = new
+        actions += produced
+        applied.append(event)
+    return actions, applied
+
+
+__all__ = ["ExecutionReport", "Gateway", "PositionSide", "apply_events", "order_request"]
