@@ -9,7 +9,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from store.db import transaction
+from store.db import one, transaction
 
 CYCLE_FIELDS = (
     "flow_run_id",
@@ -39,7 +39,7 @@ def start_cycle(
 ) -> int:
     """Open a cycle row and return its id (one more than the last)."""
     with transaction(con):
-        row = con.execute("SELECT coalesce(max(cycle_id), 0) + 1 FROM cycles").fetchone()
+        row = one(con.execute("SELECT coalesce(max(cycle_id), 0) + 1 FROM cycles"))
         cycle_id = int(row[0]) if row else 1
         con.execute(
             "INSERT INTO cycles (cycle_id, venue, clock_ts, started_at) VALUES (?, ?, ?, ?)",
@@ -63,9 +63,9 @@ def finish_cycle(con: duckdb.DuckDBPyConnection, cycle_id: int, values: Mapping[
 
 def last_clock_ts(con: duckdb.DuckDBPyConnection, venue: str) -> datetime | None:
     """Clock time of the last finished cycle on this venue (to resume a simulated clock)."""
-    row = con.execute(
+    row = one(con.execute(
         "SELECT max(clock_ts) FROM cycles WHERE venue = ? AND finished_at IS NOT NULL", [venue]
-    ).fetchone()
+    ))
     return row[0] if row else None
 
 

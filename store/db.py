@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -99,3 +100,13 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
+
+
+def one(result: duckdb.DuckDBPyConnection) -> tuple[Any, ...] | None:
+    """The first row of an executed query, with the result fully consumed.
+
+    DuckDB 2.0 keeps a half-read result open and then refuses register/sql on the
+    connection (ResourceInUseException), so never call fetchone() directly.
+    """
+    rows = result.fetchall()
+    return rows[0] if rows else None

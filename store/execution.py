@@ -17,7 +17,7 @@ from core.actions import ActionType
 from core.orders import Fill, PositionSide
 from core.positions import Position, PositionEvent, PositionState, TpSlot
 from core.wal import FINAL_STATES, IntentEntry, IntentState
-from store.db import transaction
+from store.db import one, transaction
 
 # -- write-ahead log ----------------------------------------------------------------------
 
@@ -84,10 +84,10 @@ def unresolved_intents(con: duckdb.DuckDBPyConnection) -> list[IntentEntry]:
 
 
 def intent(con: duckdb.DuckDBPyConnection, intent_id: str) -> IntentEntry | None:
-    row = con.execute(
+    row = one(con.execute(
         f"SELECT {_INTENT_COLUMNS} FROM wal WHERE intent_id = ?",
         [intent_id],
-    ).fetchone()
+    ))
     return _intent(row) if row else None
 
 
@@ -166,9 +166,9 @@ def live_positions(con: duckdb.DuckDBPyConnection) -> list[Position]:
 
 
 def position(con: duckdb.DuckDBPyConnection, position_id: str) -> Position | None:
-    row = con.execute(
+    row = one(con.execute(
         "SELECT record FROM positions WHERE position_id = ?", [position_id]
-    ).fetchone()
+    ))
     return decode_position(row[0]) if row else None
 
 
@@ -179,7 +179,7 @@ def record_events(
         return
     now = datetime.now(UTC)
     with transaction(con):
-        row = con.execute("SELECT coalesce(max(seq), 0) FROM position_events").fetchone()
+        row = one(con.execute("SELECT coalesce(max(seq), 0) FROM position_events"))
         start = int(row[0]) if row else 0
         con.executemany(
             "INSERT INTO position_events VALUES (?, ?, ?, ?, ?, ?)",
@@ -245,7 +245,7 @@ def save_fills(
 
 
 def last_fill_time(con: duckdb.DuckDBPyConnection) -> datetime | None:
-    row = con.execute("SELECT max(ts) FROM fills").fetchone()
+    row = one(con.execute("SELECT max(ts) FROM fills"))
     return row[0] if row else None
 
 
@@ -253,7 +253,7 @@ def last_fill_time(con: duckdb.DuckDBPyConnection) -> datetime | None:
 
 
 def get_value(con: duckdb.DuckDBPyConnection, key: str) -> str | None:
-    row = con.execute("SELECT value FROM kv WHERE key = ?", [key]).fetchone()
+    row = one(con.execute("SELECT value FROM kv WHERE key = ?", [key]))
     return row[0] if row else None
 
 
@@ -263,7 +263,7 @@ def set_value(con: duckdb.DuckDBPyConnection, key: str, value: str) -> None:
 
 
 def load_venue_state(con: duckdb.DuckDBPyConnection, venue: str) -> bytes | None:
-    row = con.execute("SELECT blob FROM venue_state WHERE venue = ?", [venue]).fetchone()
+    row = one(con.execute("SELECT blob FROM venue_state WHERE venue = ?", [venue]))
     return bytes(row[0]) if row else None
 
 

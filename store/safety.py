@@ -12,15 +12,15 @@ import duckdb
 
 from core.invariants import AccountSnapshot, InvariantReport, PositionExposure
 from core.system_state import StateEvent, SystemState, SystemStateRecord, initial_record
-from store.db import transaction
+from store.db import one, transaction
 
 
 def current_record(con: duckdb.DuckDBPyConnection, now: datetime) -> SystemStateRecord:
     """The persisted state, or NORMAL since `now` for a system that has never run."""
-    row = con.execute(
+    row = one(con.execute(
         "SELECT state, since, cause, event, state_values, who, why, forced "
         "FROM system_state_history ORDER BY seq DESC LIMIT 1"
-    ).fetchone()
+    ))
     if row is None:
         return initial_record(now)
     state, since, cause, event, values, who, why, forced = row
@@ -40,7 +40,7 @@ def append_record(
     con: duckdb.DuckDBPyConnection, record: SystemStateRecord, cycle_id: int | None
 ) -> None:
     with transaction(con):
-        row = con.execute("SELECT coalesce(max(seq), 0) + 1 FROM system_state_history").fetchone()
+        row = one(con.execute("SELECT coalesce(max(seq), 0) + 1 FROM system_state_history"))
         con.execute(
             "INSERT INTO system_state_history VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
@@ -60,7 +60,7 @@ def append_record(
 
 
 def high_water(con: duckdb.DuckDBPyConnection) -> float | None:
-    row = con.execute("SELECT max(high_water) FROM equity_marks").fetchone()
+    row = one(con.execute("SELECT max(high_water) FROM equity_marks"))
     return row[0] if row else None
 
 
@@ -102,10 +102,10 @@ def record_checks(
 
 def last_account(con: duckdb.DuckDBPyConnection) -> AccountSnapshot | None:
     """The account as the last cycle saw it (for status and resume between cycles)."""
-    row = con.execute(
+    row = one(con.execute(
         "SELECT equity, margin_used, high_water, exposures, ts FROM equity_marks "
         "ORDER BY cycle_id DESC LIMIT 1"
-    ).fetchone()
+    ))
     if row is None:
         return None
     equity, margin_used, high, exposures, ts = row

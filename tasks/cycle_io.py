@@ -15,7 +15,7 @@ from prefect.exceptions import MissingContextError
 from core.cycle import CycleContext
 from core.summary import CycleSummary
 from store.cycles import finish_cycle, last_clock_ts, start_cycle
-from store.db import open_store
+from store.db import one, open_store
 from venues.base import MarketDataVenue, SimulatedClock
 
 log = logging.getLogger("smc_trader.cycle")
@@ -45,10 +45,10 @@ def open_cycle(venue: MarketDataVenue, db_path: Path) -> CycleContext:
 def is_startup(ctx: CycleContext, interval_s: int) -> bool:
     """True when no cycle finished recently: reconciliation then takes over with fresh eyes."""
     with open_store(ctx.db_path) as con:
-        row = con.execute(
+        row = one(con.execute(
             "SELECT max(finished_at) FROM cycles WHERE venue = ? AND cycle_id < ?",
             [ctx.venue, ctx.cycle_id],
-        ).fetchone()
+        ))
     last = row[0] if row else None
     return last is None or (ctx.started_at - last).total_seconds() > 3 * interval_s
 

@@ -25,7 +25,7 @@ from core.errors import (
     VenueUnavailableError,
 )
 from schemas.config import TIMEFRAME_SECONDS
-from venues.base import OHLCV_COLUMNS, MarketInfo, Ticker, WallClock, empty_ohlcv
+from venues.base import OHLCV_COLUMNS, Clock, MarketInfo, Ticker, WallClock, empty_ohlcv
 
 log = logging.getLogger("smc_trader.kraken")
 
@@ -111,9 +111,10 @@ class KrakenVenue:
 
     name = "kraken"
 
-    def __init__(self, exchange: ccxt.krakenfutures) -> None:
+    def __init__(self, exchange: ccxt.krakenfutures, clock: Clock | None = None) -> None:
         self.exchange = exchange
-        self.clock = WallClock()
+        # The wall clock live; a simulator replaying stored data passes the feed's clock.
+        self.clock = clock or WallClock()
         self._loaded = False
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:

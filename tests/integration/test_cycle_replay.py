@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import duckdb
+import polars as pl
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 
+from core.precision import is_multiple
+from store.db import one
 from trader.cli import main
 
 pytestmark = pytest.mark.integration
@@ -53,13 +56,42 @@ def test_three_replay_cycles_store_candles_and_cycle_rows(
         assert all(c[2] > 0 for c in cycles)
         per_tf = dict(con.execute("SELECT timeframe, count(*) FROM candles GROUP BY 1").fetchall())
         assert set(per_tf) == {"1h", "4h", "1d"}
-        btc_1h_last = con.execute(
+        btc_1h_last = one(con.execute(
             "SELECT max(ts) FROM candles WHERE symbol = 'BTC/USD:USD' AND timeframe = '1h'"
-        ).fetchone()[0]
+        ))[0]
         # Only closed candles: the last 1h candle opened one hour before the last decision.
         assert (cycles[2][1] - btc_1h_last).total_seconds() == 3600
+        # Issue 4: the replay's intents respect every gate.
+        intents = con.sql(
+            "SELECT i.*, m.lot_size FROM order_intents i JOIN markets m USING (symbol)"
+        ).pl()
+        approved = intents.filter(pl.col("status") == "approved")
+        assert approved.height >= 1, "this replay window produces at least one approved intent"
+        for row in approved.iter_rows(named=True):
+            assert row["notional"] <= 0.25 * row["equity"] + 1e-9
+            assert row["notional"] >= 10.0
+            assert is_multiple(row["size"], row["lot_size"])
+            below = row["stop"] < row["entry"]
+            assert below if row["side"] == "long" else not below
+        refused = intents.filter(pl.col("status") == "refused")
+        assert refused["reason"].null_count() == 0
+        # Issue 3: one gate-trace row per market per cycle, and the reasons are recorded.
+        per_cycle = con.sql("SELECT cycle_id, count(*) AS n FROM gate_trace GROUP BY 1").pl()
+        assert per_cycle["n"].to_list() == [12, 12, 12]
+        reasons = {r[0] for r in con.execute("SELECT reason FROM why_no_trades").fetchall()}
+        assert "4H_STRUCTURE_REQUIRED" in reasons or "entry not in OTE/Key Fib" in reasons
+        # Issue 5: the position opened from the approved intent is protected at the venue.
+        positions = con.sql("SELECT * FROM open_exposure").pl()
+        assert positions.height >= 1
+        assert positions["stop_order_id"].null_count() == 0
+        assert one(con.execute(
+            "SELECT count(*) FROM wal WHERE state NOT IN ('acknowledged', 'rejected')"
+        ))[0] == 0
     finally:
         con.close()
+    log = cli_logs()
+    assert "Active Portfolio: 1 open" in log
+    assert "SIGNAL BTC/USD:USD" in log
 
     import asyncio
 

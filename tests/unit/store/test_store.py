@@ -11,7 +11,7 @@ import pytest
 
 from store.candles import last_candle_times, read_candles, upsert_candles
 from store.cycles import finish_cycle, last_clock_ts, start_cycle
-from store.db import StoreError, open_store, transaction
+from store.db import StoreError, one, open_store, transaction
 from store.migrations import MIGRATIONS
 
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
@@ -66,7 +66,7 @@ def test_opening_twice_applies_no_migration_again_and_keeps_the_data(db: Path) -
         upsert_candles(con, candles("BTC/USD:USD", [100.0]))
     with open_store(db) as con:
         versions = con.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
-        count = con.execute("SELECT count(*) FROM candles").fetchone()
+        count = one(con.execute("SELECT count(*) FROM candles"))
     assert versions == EVERY_VERSION
     assert count == (1,)
 
@@ -121,7 +121,7 @@ def test_an_upsert_replaces_a_stored_candle_with_the_same_key_and_keeps_the_othe
 def test_an_empty_batch_writes_nothing(db: Path) -> None:
     with open_store(db) as con:
         assert upsert_candles(con, candles("BTC/USD:USD", [])) == 0
-        assert con.execute("SELECT count(*) FROM candles").fetchone() == (0,)
+        assert one(con.execute("SELECT count(*) FROM candles")) == (0,)
 
 
 # --- timestamps -----------------------------------------------------------------------
@@ -160,11 +160,11 @@ def test_another_process_can_read_the_file_once_the_store_block_closed(db: Path)
         upsert_candles(con, candles("BTC/USD:USD", [100.0]))
     reader = duckdb.connect(str(db), read_only=True)
     try:
-        assert reader.execute("SELECT count(*) FROM candles").fetchone() == (1,)
+        assert one(reader.execute("SELECT count(*) FROM candles")) == (1,)
     finally:
         reader.close()
     with open_store(db, read_only=True) as con:
-        assert con.execute("SELECT count(*) FROM candles").fetchone() == (1,)
+        assert one(con.execute("SELECT count(*) FROM candles")) == (1,)
 
 
 # --- transactions ---------------------------------------------------------------------
@@ -181,8 +181,8 @@ def test_a_failing_transaction_leaves_nothing_half_written(db: Path) -> None:
                 [T0, T0],
             )
             raise RuntimeError("boom")
-        assert con.execute("SELECT count(*) FROM candles").fetchone() == (1,)
-        assert con.execute("SELECT count(*) FROM cycles").fetchone() == (0,)
+        assert one(con.execute("SELECT count(*) FROM candles")) == (1,)
+        assert one(con.execute("SELECT count(*) FROM cycles")) == (0,)
 
 
 def broken_batch() -> pl.DataFrame:
@@ -204,7 +204,7 @@ def test_an_upsert_that_fails_midway_keeps_the_previous_candles(db: Path) -> Non
         }
         # The connection is usable afterwards: the failed transaction was rolled back.
         upsert_candles(con, candles("ETH/USD:USD", [3000.0]))
-        assert con.execute("SELECT count(*) FROM candles").fetchone() == (3,)
+        assert one(con.execute("SELECT count(*) FROM candles")) == (3,)
 
 
 def test_a_refused_upsert_reports_the_constraint_it_broke(db: Path) -> None:
