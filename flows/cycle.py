@@ -16,6 +16,8 @@ from core.registry import MarketRegistry
 from core.risk import AccountState
 from core.summary import CycleSummary
 from core.system_state import SystemState
+from schemas.config import AppConfig, Secrets
+from store.db import cycle_session
 from tasks.account import sync_account
 from tasks.allocation import allocate_task, open_positions
 from tasks.cycle_io import is_startup, open_cycle, summarize
@@ -32,6 +34,7 @@ from tasks.portfolio import active_portfolio
 from tasks.safety import check_invariants_task
 from tasks.signals import generate_signals
 from trader.settings import load_config, load_secrets
+from venues.base import MarketDataVenue
 from venues.factory import make_venue
 
 
@@ -67,74 +70,81 @@ def trading_cycle(
     secrets = load_secrets()
     feed = make_venue(config.venue, secrets)
     try:
-        ctx = open_cycle(feed, config.cycle.db_path)
-        orders = make_order_venue(config, feed, ctx.db_path, secrets, live=live, paper=paper)
-        markets = discover_markets(feed, ctx, config.markets)
-        registry = MarketRegistry(markets)
-        tradeable = registry.tradeable_symbols()
-        refreshed = refresh_ohlcv(feed, tradeable, ctx, config.ohlcv)
-
-        before = sync_account(ctx, orders, markets)
-        signals = generate_signals(ctx, refreshed.markets_ok, markets, config.strategy)
-        held = open_positions(before.positions, markets, config.risk.default_leverage)
-        account = AccountState(
-            before.snapshot.equity,
-            before.snapshot.margin_used,
-            before.high_water,
-            SystemState(before.state.state),
-        )
-        allocation = allocate_task(ctx, signals.signals, markets, held, account, config)
-        executed = execute_task(ctx, orders, allocation.intents, markets, config.execution)
-        reconciled = reconcile_task(
-            ctx, orders, markets, config.execution, is_startup(ctx, config.cycle.interval_seconds)
-        )
-        after = sync_account(ctx, orders, markets)
-        safety = check_invariants_task(ctx, after.snapshot, config.safety)
-        kill_lines = run_kill_switch(ctx, orders, config) if safety.halted else []
-        save_order_venue(orders, feed, ctx.db_path)
-
-        portfolio = active_portfolio(ctx)
-        summary = CycleSummary(
-            cycle_id=ctx.cycle_id,
-            venue=ctx.venue,
-            clock=f"{ctx.decision_time:%Y-%m-%dT%H:%MZ}",
-            markets_total=markets.height,
-            tradeable_markets=len(tradeable),
-            coins_processed=signals.coins_processed,
-            candles_upserted=refreshed.candles_upserted,
-            signals=signals.signals.height,
-            candidates=allocation.auction.candidates,
-            winners_selected=allocation.auction.winners_selected,
-            intents=allocation.approved,
-            orders_placed=executed.placed + reconciled.execution.placed,
-            orders_cancelled=executed.cancelled + reconciled.execution.cancelled,
-            open_positions=reconciled.open_positions,
-            equity=after.snapshot.equity,
-            margin_utilization=after.snapshot.margin_used / after.snapshot.equity
-            if after.snapshot.equity > 0
-            else None,
-            system_state=str(safety.record.state),
-            market_errors=len(refreshed.errors),
-            tiers=registry.tier_counts(),
-        )
-        tables = {
-            "markets": markets.select(
-                "symbol", "tier", "volume_24h_usd", "spread_bps", "reason"
-            ).to_dicts(),
-            "auction": _auction_rows(allocation),
-            "portfolio": portfolio,
-            "why-no-trades": [{"reason": k, "markets": v} for k, v in signals.rejections().items()],
-            "kill-switch": [{"step": line} for line in kill_lines],
-        }
-        line = summarize(ctx, summary, tables)
-        if safety.halted:
-            # The cycle did its job; the run is marked, not failed (a failure would page wrongly).
-            return Completed(
-                name="Halted", message=f"Kill switch active: {safety.record.cause}", data=line
-            )
-        return line
+        with cycle_session(config.cycle.db_path):
+            return _run_cycle(config, secrets, feed, live=live, paper=paper)
     finally:
         feed.close()
+
+
+def _run_cycle(
+    config: AppConfig, secrets: Secrets, feed: MarketDataVenue, *, live: bool, paper: bool
+) -> str | State:
+    ctx = open_cycle(feed, config.cycle.db_path)
+    orders = make_order_venue(config, feed, ctx.db_path, secrets, live=live, paper=paper)
+    markets = discover_markets(feed, ctx, config.markets)
+    registry = MarketRegistry(markets)
+    tradeable = registry.tradeable_symbols()
+    refreshed = refresh_ohlcv(feed, tradeable, ctx, config.ohlcv)
+
+    before = sync_account(ctx, orders, markets)
+    signals = generate_signals(ctx, refreshed.markets_ok, markets, config.strategy)
+    held = open_positions(before.positions, markets, config.risk.default_leverage)
+    account = AccountState(
+        before.snapshot.equity,
+        before.snapshot.margin_used,
+        before.high_water,
+        SystemState(before.state.state),
+    )
+    allocation = allocate_task(ctx, signals.signals, markets, held, account, config)
+    executed = execute_task(ctx, orders, allocation.intents, markets, config.execution)
+    reconciled = reconcile_task(
+        ctx, orders, markets, config.execution, is_startup(ctx, config.cycle.interval_seconds)
+    )
+    after = sync_account(ctx, orders, markets)
+    safety = check_invariants_task(ctx, after.snapshot, config.safety)
+    kill_lines = run_kill_switch(ctx, orders, config) if safety.halted else []
+    save_order_venue(orders, feed, ctx.db_path)
+
+    portfolio = active_portfolio(ctx)
+    summary = CycleSummary(
+        cycle_id=ctx.cycle_id,
+        venue=ctx.venue,
+        clock=f"{ctx.decision_time:%Y-%m-%dT%H:%MZ}",
+        markets_total=markets.height,
+        tradeable_markets=len(tradeable),
+        coins_processed=signals.coins_processed,
+        candles_upserted=refreshed.candles_upserted,
+        signals=signals.signals.height,
+        candidates=allocation.auction.candidates,
+        winners_selected=allocation.auction.winners_selected,
+        intents=allocation.approved,
+        orders_placed=executed.placed + reconciled.execution.placed,
+        orders_cancelled=executed.cancelled + reconciled.execution.cancelled,
+        open_positions=reconciled.open_positions,
+        equity=after.snapshot.equity,
+        margin_utilization=after.snapshot.margin_used / after.snapshot.equity
+        if after.snapshot.equity > 0
+        else None,
+        system_state=str(safety.record.state),
+        market_errors=len(refreshed.errors),
+        tiers=registry.tier_counts(),
+    )
+    tables = {
+        "markets": markets.select(
+            "symbol", "tier", "volume_24h_usd", "spread_bps", "reason"
+        ).to_dicts(),
+        "auction": _auction_rows(allocation),
+        "portfolio": portfolio,
+        "why-no-trades": [{"reason": k, "markets": v} for k, v in signals.rejections().items()],
+        "kill-switch": [{"step": line} for line in kill_lines],
+    }
+    line = summarize(ctx, summary, tables)
+    if safety.halted:
+        # The cycle did its job; the run is marked, not failed (a failure would page wrongly).
+        return Completed(
+            name="Halted", message=f"Kill switch active: {safety.record.cause}", data=line
+        )
+    return line
 
 
 def _auction_rows(allocation: Any) -> list[dict[str, Any]]:

@@ -78,9 +78,51 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
     return current
 
 
+def connect_store(path: Path) -> duckdb.DuckDBPyConnection:
+    """A migrated read-write connection the caller closes (for a stage with many writes:
+    opening and closing the file costs tens of milliseconds each time)."""
+    con = _connect(path, read_only=False)
+    try:
+        migrate(con)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+# The connection of the cycle in progress, per file: opening and closing DuckDB costs tens
+# of milliseconds, and a cycle writes dozens of times. Closed when the cycle ends, so the
+# file is never held between cycles.
+_SESSIONS: dict[Path, duckdb.DuckDBPyConnection] = {}
+
+
+@contextmanager
+def cycle_session(path: Path) -> Iterator[None]:
+    """Within this block, open_store(path) reuses one connection; closed at the end."""
+    key = path.resolve()
+    if key in _SESSIONS:
+        yield
+        return
+    _SESSIONS[key] = connect_store(path)
+    try:
+        yield
+    finally:
+        _SESSIONS.pop(key).close()
+
+
+def session_connection(path: Path) -> duckdb.DuckDBPyConnection | None:
+    """The cycle's shared connection to `path`, if a cycle_session is open."""
+    return _SESSIONS.get(path.resolve())
+
+
 @contextmanager
 def open_store(path: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A migrated connection to the store, closed when the block ends."""
+    """A migrated connection to the store, closed when the block ends (or the cycle's
+    shared connection inside a cycle_session)."""
+    shared = None if read_only else _SESSIONS.get(path.resolve())
+    if shared is not None:
+        yield shared
+        return
     con = _connect(path, read_only=read_only)
     try:
         if not read_only:

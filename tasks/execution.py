@@ -183,9 +183,7 @@ def _drive(
         actions, applied = apply_events(
             positions, events, break_even_after_tp1=cfg.break_even_after_tp1
         )
-        with open_store(ctx.db_path) as con:
-            ex.save_positions(con, list(positions.values()))
-            ex.record_events(con, applied, ctx.cycle_id)
+        gw.save_progress(positions, applied)
         if not actions and not events:
             return
 
@@ -201,18 +199,17 @@ def execute(
 
     Raises VenueRetryableError after finishing everything else when some order's outcome
     is unknown: the retry resolves it by client id (never a second order)."""
-    gw = Gateway(order_venue, ctx.db_path, ctx.cycle_id, _clock_of(order_venue))
-    with open_store(ctx.db_path) as con:
-        positions = {p.position_id: p for p in ex.live_positions(con)}
-    events = gw.resolve_unresolved() + gw.fill_events(positions)
-    actions, applied = apply_events(
-        positions, events, break_even_after_tp1=cfg.break_even_after_tp1
-    )
-    actions += _open_new(positions, intents, markets, cfg, ctx)
-    with open_store(ctx.db_path) as con:
-        ex.save_positions(con, list(positions.values()))
-        ex.record_events(con, applied, ctx.cycle_id)
-    _drive(gw, positions, actions, cfg, ctx)
+    with Gateway(order_venue, ctx.db_path, ctx.cycle_id, _clock_of(order_venue)) as gw:
+        with gw.store() as con:
+            positions = {p.position_id: p for p in ex.live_positions(con)}
+        events = gw.recover_lost_events(positions) + gw.resolve_unresolved()
+        events += gw.fill_events(positions)
+        actions, applied = apply_events(
+            positions, events, break_even_after_tp1=cfg.break_even_after_tp1
+        )
+        actions += _open_new(positions, intents, markets, cfg, ctx)
+        gw.save_progress(positions, applied)
+        _drive(gw, positions, actions, cfg, ctx)
     if gw.report.unknown:
         raise VenueRetryableError(
             f"{gw.report.unknown} order(s) with unknown outcome; "
@@ -294,12 +291,12 @@ def reconcile_stage(
     for line in result.log_lines:
         log.warning(line)
     positions = {p.position_id: p for p in result.positions}
-    with open_store(ctx.db_path) as con:
-        ex.save_positions(con, list(positions.values()))
-        ex.record_events(con, list(result.events), ctx.cycle_id)
-        ex.set_value(con, SUSPECTED_KEY, json.dumps(sorted(result.suspected_missing)))
-    gw = Gateway(order_venue, ctx.db_path, ctx.cycle_id, _clock_of(order_venue))
-    _drive(gw, positions, list(result.actions), cfg, ctx)
+    with Gateway(order_venue, ctx.db_path, ctx.cycle_id, _clock_of(order_venue)) as gw:
+        with gw.store() as con:
+            ex.save_positions(con, list(positions.values()))
+            ex.record_events(con, list(result.events), ctx.cycle_id)
+            ex.set_value(con, SUSPECTED_KEY, json.dumps(sorted(result.suspected_missing)))
+        _drive(gw, positions, list(result.actions), cfg, ctx)
     open_now = [p for p in positions.values() if p.is_open]
     return ReconcileReport(
         open_positions=len(open_now),
@@ -334,31 +331,31 @@ def run_kill_switch(ctx: CycleContext, order_venue: OrderVenue, config: AppConfi
         config.safety,
         {s: p.stop_price for s, p in known.items()},
     )
-    gw = Gateway(order_venue, ctx.db_path, ctx.cycle_id, _clock_of(order_venue))
-    for step in plan.steps:
-        if isinstance(step, PlaceStop):
-            owner = known.get(step.symbol)
-            pid = owner.position_id if owner else f"ks-{step.symbol}"
-            gw.execute(
-                PlaceStopAction(
-                    pid,
-                    step.symbol,
-                    step.side,
-                    step.size,
-                    step.trigger_price,
-                    f"ks-{ctx.cycle_id}-{step.symbol}"[:100],
+    with Gateway(order_venue, ctx.db_path, ctx.cycle_id, _clock_of(order_venue)) as gw:
+        for step in plan.steps:
+            if isinstance(step, PlaceStop):
+                owner = known.get(step.symbol)
+                pid = owner.position_id if owner else f"ks-{step.symbol}"
+                gw.execute(
+                    PlaceStopAction(
+                        pid,
+                        step.symbol,
+                        step.side,
+                        step.size,
+                        step.trigger_price,
+                        f"ks-{ctx.cycle_id}-{step.symbol}"[:100],
+                    )
                 )
-            )
-        elif isinstance(step, CancelOrder):
-            try:
-                if order_venue.cancel(step.venue_order_id) is not None:
-                    gw.report.cancelled += 1
-            except VenueRetryableError as exc:
-                log.warning("kill switch: cancel %s deferred: %s", step.venue_order_id, exc)
-        elif isinstance(step, Flatten):
-            from core.actions import Flatten as FlattenAction
+            elif isinstance(step, CancelOrder):
+                try:
+                    if order_venue.cancel(step.venue_order_id) is not None:
+                        gw.report.cancelled += 1
+                except VenueRetryableError as exc:
+                    log.warning("kill switch: cancel %s deferred: %s", step.venue_order_id, exc)
+            elif isinstance(step, Flatten):
+                from core.actions import Flatten as FlattenAction
 
-            gw.execute(FlattenAction(step.symbol, "kill switch flatten (configured)"))
+                gw.execute(FlattenAction(step.symbol, "kill switch flatten (configured)"))
     lines = plan.lines()
     for line in lines:
         log.error("Kill switch active: %s", line)

@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+
+from duckdb import DuckDBPyConnection
 
 from core.actions import (
     Action,
@@ -31,6 +35,7 @@ from core.actions import (
     PlaceEntry,
     PlaceStop,
     PlaceTp,
+    client_id_for,
     describe,
 )
 from core.errors import DuplicateClientIdError, VenueError, VenueRetryableError
@@ -38,11 +43,14 @@ from core.orders import Fill, OrderRequest, OrderType, OrderVenue, PositionSide
 from core.positions import (
     EntryFilled,
     EntryPartiallyFilled,
+    EntryRejected,
     FlattenFilled,
     Position,
     PositionError,
     PositionEvent,
+    PositionState,
     StopFilled,
+    StopMoved,
     TpFilled,
     apply,
 )
@@ -57,7 +65,7 @@ from core.wal import (
     resolve_pending,
 )
 from store import execution as ex
-from store.db import open_store
+from store.db import connect_store, session_connection
 from venues.base import Clock
 
 log = logging.getLogger("smc_trader.execution")
@@ -118,11 +126,35 @@ class Gateway:
         self.cycle_id = cycle_id
         self.clock = clock
         self.report = ExecutionReport()
+        self._con: DuckDBPyConnection | None = None
+        self._unsaved_fills: list[tuple[Fill, str | None]] = []  # see save_progress
+
+    @contextmanager
+    def store(self) -> Iterator[DuckDBPyConnection]:
+        """The stage's connection: opened once, every write still its own transaction."""
+        shared = session_connection(self.db_path)
+        if shared is not None:
+            yield shared
+            return
+        if self._con is None:
+            self._con = connect_store(self.db_path)
+        yield self._con
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def __enter__(self) -> Gateway:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- the log ---------------------------------------------------------------------------
 
     def _save(self, entry: IntentEntry) -> IntentEntry:
-        with open_store(self.db_path) as con:
+        with self.store() as con:
             ex.save_intent(con, entry, self.cycle_id)
         return entry
 
@@ -133,7 +165,7 @@ class Gateway:
 
     def resolve_unresolved(self) -> list[PositionEvent]:
         """Settle every non-final intent by asking the venue for its client id."""
-        with open_store(self.db_path) as con:
+        with self.store() as con:
             pending = ex.unresolved_intents(con)
         if not pending:
             return []
@@ -160,9 +192,45 @@ class Gateway:
             if resolution.decision is Decision.RESUBMIT and entry.client_id is not None:
                 action = _action_from(entry)
                 if action is not None:
-                    events += self._send(entry, action)
+                    sent = self._send(entry, action)
+                    self._retire_replaced(entry, sent)
+                    events += sent
             elif (event := position_event(entry)) is not None:
+                self._retire_replaced(entry, [event])
                 events.append(event)
+        return events
+
+    def recover_lost_events(self, positions: dict[str, Position]) -> list[PositionEvent]:
+        """Events a crash lost between the intent log and the position records.
+
+        - A pending entry whose order is not in the log was never sent (the log is written
+          first): EntryRejected, as for any unsent entry, so the record stops blocking its
+          market.
+        - An acknowledged order of a position's current stop, stop move or TP attempt that
+          the record does not name (the process died after logging the acknowledgement):
+          its event again, so the record knows the order (and cancels it on close), and a
+          stop move retires the stop it replaced.
+        """
+        with self.store() as con:
+            logged = ex.intents_by_client_id(con)
+        events: list[PositionEvent] = []
+        for p in positions.values():
+            if p.state is PositionState.PENDING_ENTRY:
+                if p.entry_client_id not in logged:
+                    log.warning("%s: entry never recorded in the log; rejected", p.position_id)
+                    events.append(EntryRejected(p.position_id, "entry never logged, not sent"))
+                continue
+            named = {p.stop_order_id, *p.tp_order_ids.values()}
+            move = client_id_for(p.position_id, ActionType.MOVE_STOP, attempt=p.stop_attempt)
+            for cid in (p.stop_client_id, move, *(p.tp_client_id(t.level) for t in p.tps)):
+                entry = logged.get(cid)
+                if entry is None or entry.state is not IntentState.ACKNOWLEDGED:
+                    continue
+                event = position_event(entry) if entry.venue_order_id not in named else None
+                if event is not None:
+                    log.warning("intent %s: acknowledgement missing from the record", cid)
+                    self._retire_replaced(entry, [event])
+                    events.append(event)
         return events
 
     # -- sending -----------------------------------------------------------------------------
@@ -177,23 +245,33 @@ class Gateway:
             return []
         if isinstance(action, Flatten):
             return self._flatten(action)
-        with open_store(self.db_path) as con:
+        with self.store() as con:
             known = ex.intent(con, action.client_id)
         if known is not None:
             # Same client id already in the log: never a second order for it.
             return [e for e in [position_event(known)] if e is not None] if known.is_final else []
         entry = self._save(new_intent(action, at=self._now()))
         events = self._send(entry, action)
-        if isinstance(action, MoveStop) and entry.intent_id and events:
-            self._cancel(
-                Cancel(
-                    action.position_id,
-                    action.symbol,
-                    "stop moved",
-                    venue_order_id=action.replaces_order_id,
-                )
-            )
+        self._retire_replaced(entry, events)
         return events
+
+    def _retire_replaced(self, entry: IntentEntry, events: list[PositionEvent]) -> None:
+        """Cancel the stop a move replaces, once the new stop is acknowledged (StopMoved):
+        a refused move keeps the old stop working, and a move acknowledged or resubmitted
+        while resolving the log after a crash still retires the stop it replaces."""
+        if entry.action_type is not ActionType.MOVE_STOP:
+            return
+        if not any(isinstance(e, StopMoved) for e in events):
+            return
+        info = entry.details()
+        self._cancel(
+            Cancel(
+                str(info["position_id"]),
+                str(info["symbol"]),
+                "stop moved",
+                venue_order_id=str(info["replaces_order_id"]),
+            )
+        )
 
     def _send(self, entry: IntentEntry, action: Action) -> list[PositionEvent]:
         request = order_request(action)
@@ -278,10 +356,12 @@ class Gateway:
 
     def fill_events(self, positions: dict[str, Position]) -> list[PositionEvent]:
         """Events for fills not applied before, attributed through the log's client ids."""
-        with open_store(self.db_path) as con:
+        with self.store() as con:
             since = ex.last_fill_time(con)
             fills = ex.new_fills(con, self.venue.fills(since))
             intents = ex.intents_by_client_id(con)
+        taken = {f.fill_id for f, _ in self._unsaved_fills}
+        fills = [f for f in fills if f.fill_id not in taken]
         grouped: dict[str, list[Fill]] = defaultdict(list)
         attributed: list[tuple[Fill, str | None]] = []
         for fill in fills:
@@ -302,10 +382,18 @@ class Gateway:
             event = _fill_event(intents[group[0].client_id or ""], group, positions)
             if event is not None:
                 events.append(event)
-        with open_store(self.db_path) as con:
-            ex.save_fills(con, attributed, self.cycle_id)
+        self._unsaved_fills += attributed  # recorded with the positions they change
         self.report.fills_applied += len(fills)
         return events
+
+    def save_progress(self, positions: dict[str, Position], applied: list[PositionEvent]) -> None:
+        """Positions, the events applied to them and the fills read since the last save, in
+        one transaction (a fill saved apart from its position is lost in a crash between)."""
+        with self.store() as con:
+            ex.save_progress(
+                con, list(positions.values()), applied, self._unsaved_fills, self.cycle_id
+            )
+        self._unsaved_fills = []
 
 
 def _fill_event(

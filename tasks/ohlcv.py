@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import polars as pl
 from duckdb import DuckDBPyConnection
@@ -22,7 +22,7 @@ from prefect.tasks import exponential_backoff
 
 from core.cycle import CycleContext
 from core.errors import DataError, VenueError, VenueRetryableError, VenueUnavailableError
-from core.ohlcv import FetchKind, FetchRequest, plan_fetches, step_of, validate_candles
+from core.ohlcv import FetchKind, FetchRequest, plan_fetches, validate_candles
 from schemas.config import TIMEFRAME_SECONDS, OhlcvConfig
 from store.candles import (
     GapRecord,
@@ -39,6 +39,7 @@ from venues.base import MarketDataVenue
 
 log = logging.getLogger("smc_trader.ohlcv")
 MAX_GAP_ATTEMPTS = 3
+GAP_SCAN = timedelta(days=10)
 
 
 @dataclass
@@ -96,7 +97,8 @@ def refresh(
     """Fetch, validate and upsert the candles `symbols` miss. Raises VenueUnavailableError
     only when every market failed transiently (the venue itself is down)."""
     result = RefreshResult()
-    window_start = ctx.decision_time - step_of("1d") * max(config.history_bars.values())
+    # New holes appear where new candles land: scan the recent past, not all history.
+    window_start = ctx.decision_time - GAP_SCAN
     step_s = {tf: TIMEFRAME_SECONDS[tf] for tf in config.timeframes}
     with open_store(ctx.db_path) as con:
         last = last_candle_times(con)

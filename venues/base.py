@@ -87,3 +87,16 @@ def empty_ohlcv() -> pl.DataFrame:
             "volume": pl.Float64,
         }
     )
+
+
+def closed_between(
+    frame: pl.DataFrame, since: datetime, until: datetime, step: timedelta
+) -> pl.DataFrame:
+    """Rows of a ts-sorted candle frame with since <= ts and ts + step <= until.
+
+    Binary search on the sorted ts column: a cycle asks 150+ times, each a few rows.
+    """
+    ts = frame["ts"]
+    start = int(ts.search_sorted(since, side="left"))
+    stop = int(ts.search_sorted(until - step, side="right"))
+    return frame.slice(start, max(0, stop - start))

@@ -23,7 +23,14 @@ import polars as pl
 
 from core.errors import DataError, VenueError
 from schemas.config import TIMEFRAME_SECONDS
-from venues.base import OHLCV_COLUMNS, MarketInfo, SimulatedClock, Ticker, empty_ohlcv
+from venues.base import (
+    OHLCV_COLUMNS,
+    MarketInfo,
+    SimulatedClock,
+    Ticker,
+    closed_between,
+    empty_ohlcv,
+)
 from venues.sim import _lot_for, _tick_for, resample
 
 STEP = timedelta(hours=1)
@@ -154,7 +161,7 @@ class ReplayVenue:
             return empty_ohlcv()
         step = timedelta(seconds=TIMEFRAME_SECONDS[timeframe])
         frame = self._frames[base][timeframe]
-        return frame.filter((pl.col("ts") >= since) & (pl.col("ts") + step <= until))
+        return closed_between(frame, since, until, step)
 
     def close(self) -> None:
         """Nothing to release."""

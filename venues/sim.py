@@ -23,7 +23,7 @@ import polars as pl
 
 from core.errors import DataError, VenueError
 from schemas.config import TIMEFRAME_SECONDS
-from venues.base import MarketInfo, SimulatedClock, Ticker, empty_ohlcv
+from venues.base import MarketInfo, SimulatedClock, Ticker, closed_between, empty_ohlcv
 
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 WARMUP_DAYS = 420
@@ -271,7 +271,7 @@ class SimVenue:
         frame = frames[timeframe]
         if since >= until:
             return empty_ohlcv()
-        return frame.filter((pl.col("ts") >= since) & (pl.col("ts") + step <= until))
+        return closed_between(frame, since, until, step)
 
     def close(self) -> None:
         """Nothing to release."""
