@@ -9,6 +9,7 @@ from prefect.deployments.runner import RunnerDeployment
 
 from flows.backfill import backfill
 from flows.cycle import trading_cycle
+from flows.ops import halt_trading, resume_trading, trading_status
 
 # A cycle still running when the next is due: the new one is cancelled, never stacked.
 ONE_AT_A_TIME = ConcurrencyLimitConfig(
@@ -36,4 +37,11 @@ def service_deployments(interval_s: int, parameters: dict[str, Any]) -> list[Run
         description="Re-fetch the last 3 days of candles for tradeable markets",
         tags=["smc-trader"],
     )
-    return [cycle, hourly_backfill]
+    db = {k: v for k, v in parameters.items() if k in ("config_dir", "db")}
+    # Operator actions, unscheduled: run from the UI's "Run" button, audited as flow runs.
+    ops = [
+        trading_status.to_deployment(name="status", parameters=db, tags=["smc-trader", "ops"]),
+        halt_trading.to_deployment(name="halt", parameters=db, tags=["smc-trader", "ops"]),
+        resume_trading.to_deployment(name="resume", parameters=db, tags=["smc-trader", "ops"]),
+    ]
+    return [cycle, hourly_backfill, *ops]

@@ -178,24 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_backfill)
 
-    for module in _plugin_modules():
+    from trader import ops_commands, sim_exchange_command, smc_commands
+
+    # Command groups that live beside their domain.
+    for module in (ops_commands, smc_commands, sim_exchange_command):
         module.register(sub)
     return parser
-
-
-def _plugin_modules() -> list:  # type: ignore[type-arg]
-    """Command groups that live beside their domain (SMC scans, the exchange simulator...)."""
-    import importlib
-
-    names = ["trader.smc_commands", "trader.sim_exchange_command", "trader.ops_commands"]
-    found = []
-    for name in names:
-        try:
-            found.append(importlib.import_module(name))
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-    return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:
