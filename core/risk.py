@@ -260,11 +260,13 @@ class _Book:
     room: int
     held: frozenset[str]
     taken: set[str] = field(default_factory=set)
+    costs: float = 0.0  # reserved fees and slippage of this cycle's approved entries
 
-    def take(self, symbol: str, margin: float) -> None:
+    def take(self, symbol: str, margin: float, cost: float) -> None:
         self.margin += margin
         self.room -= 1
         self.taken.add(symbol)
+        self.costs += cost
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,6 +321,11 @@ def _fit(raw: float, lot: float, fits: Callable[[float], bool]) -> float:
             return size
         size = _lots_down(size, lot)
     return size if size > 0 and fits(size) else 0.0
+
+
+def entry_cost(notional: float, risk: RiskConfig) -> float:
+    """The fees and slippage reserved for an entry of this notional."""
+    return notional * risk.entry_cost_reserve_bps / 1e4
 
 
 def _book_denial(symbol: str, book: _Book) -> Reason | None:
@@ -376,14 +383,18 @@ def _size(row: Mapping[str, Any], g: _Grid, book: _Book, ctx: _Ctx) -> _Verdict:
     if size < row["min_size"]:
         return _refuse(row, Reason.BELOW_MIN_SIZE, **common)
     lev = row["leverage"]
-    ceiling = entry_margin_ceiling(ctx.safety) * equity
+    ratio = entry_margin_ceiling(ctx.safety)
+    cost_rate = ctx.risk.entry_cost_reserve_bps / 1e4
 
     def fits(s: float) -> bool:
-        return book.margin + s * unit / lev < ceiling
+        # Equity after paying this cycle's entry costs: fees must not tip margin over.
+        equity_after = equity - book.costs - s * unit * cost_rate
+        return book.margin + s * unit / lev < ratio * equity_after
 
     if not fits(size):
         adjustments.append(Adjustment.SHRUNK_TO_MARGIN)
-        size = _fit(min(size, (ceiling - book.margin) * lev / unit), lot, fits)
+        room = ratio * (equity - book.costs) - book.margin
+        size = _fit(min(size, room / (unit / lev + ratio * unit * cost_rate)), lot, fits)
         viable = size > 0 and size * unit >= ctx.risk.min_notional_viable
         if not viable or size < row["min_size"]:
             return _refuse(row, Reason.MARGIN_LIMIT, **common)
@@ -419,7 +430,7 @@ def _gate(row: Mapping[str, Any], book: _Book, ctx: _Ctx) -> _Verdict:
         return _refuse(row, grid)
     verdict = _size(row, grid, book, ctx)
     if verdict.status is IntentStatus.APPROVED:
-        book.take(row["symbol"], verdict.margin)
+        book.take(row["symbol"], verdict.margin, entry_cost(verdict.notional, ctx.risk))
     return verdict
 
 

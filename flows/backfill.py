@@ -7,9 +7,9 @@ from pathlib import Path
 from prefect import flow
 
 from core.registry import build_registry
-from flows.cycle import cycle_overrides
 from tasks.backfill import backfill_context, backfill_history
-from trader.settings import load_config, load_secrets
+from trader.logs import ensure_logging
+from trader.settings import cycle_overrides, load_config, load_secrets
 from venues.factory import make_venue
 
 
@@ -25,6 +25,7 @@ def backfill(
     sandbox: bool | None = None,
 ) -> int:
     """Returns the number of candles written."""
+    ensure_logging()
     config = load_config(Path(config_dir), cycle_overrides(venue, data_dir, db, api_url, sandbox))
     market_venue = make_venue(config.venue, load_secrets())
     try:

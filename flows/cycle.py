@@ -33,25 +33,10 @@ from tasks.ohlcv import refresh_ohlcv
 from tasks.portfolio import active_portfolio
 from tasks.safety import check_invariants_task
 from tasks.signals import generate_signals
-from trader.settings import load_config, load_secrets
+from trader.logs import ensure_logging
+from trader.settings import cycle_overrides, load_config, load_secrets
 from venues.base import MarketDataVenue
 from venues.factory import make_venue
-
-
-def cycle_overrides(
-    venue: str | None = None,
-    data_dir: str | None = None,
-    db: str | None = None,
-    api_url: str | None = None,
-    sandbox: bool | None = None,
-) -> dict[str, Any]:
-    """Command-line choices as configuration overrides (None leaves the file's value)."""
-    chosen = {"kind": venue, "data_dir": data_dir, "api_url": api_url, "sandbox": sandbox}
-    venue_over = {k: v for k, v in chosen.items() if v is not None}
-    over: dict[str, Any] = {"venue": venue_over} if venue_over else {}
-    if db is not None:
-        over["cycle"] = {"db_path": db}
-    return over
 
 
 @flow(name="trading-cycle", log_prints=True, validate_parameters=True)
@@ -66,6 +51,7 @@ def trading_cycle(
     paper: bool = False,
 ) -> str | State:
     """One cycle of the whole system. Returns the CYCLE_END line."""
+    ensure_logging()
     config = load_config(Path(config_dir), cycle_overrides(venue, data_dir, db, api_url, sandbox))
     secrets = load_secrets()
     feed = make_venue(config.venue, secrets)

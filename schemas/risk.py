@@ -36,6 +36,14 @@ class RiskConfig(Frozen):
         description="leverage assumed for margin (notional / leverage), capped by each "
         "market's max_leverage",
     )
+    entry_cost_reserve_bps: float = Field(
+        10.0,
+        ge=0.0,
+        lt=500.0,
+        description="fees and slippage an entry may cost (basis points of its notional), "
+        "taken off equity before the margin gate, so paying them cannot push margin "
+        "utilisation over the DEGRADED level",
+    )
     tp_min_distance_bps: float = Field(
         10.0,
         ge=0.0,

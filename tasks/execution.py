@@ -24,7 +24,7 @@ from core.errors import LiveTradingNotAllowedError, VenueRetryableError
 from core.invariants import AccountSnapshot, PositionExposure
 from core.kill_switch import CancelOrder, Flatten, PlaceStop, plan_kill_switch
 from core.orders import OrderSide, OrderType, OrderVenue, PositionSide
-from core.positions import Position, open_position
+from core.positions import Position, StopMissing, open_position
 from core.reconcile import ImportProtection, MarketGrid, reconcile
 from schemas.config import AppConfig, Secrets, VenueKind
 from schemas.execution import ExecutionConfig
@@ -321,6 +321,39 @@ def reconcile_task(
 # -- kill switch --------------------------------------------------------------------------
 
 
+def _protect_now(
+    gw: Gateway,
+    ctx: CycleContext,
+    known: dict[str, Position],
+    step: PlaceStop,
+    config: AppConfig,
+) -> None:
+    """Place the missing stop. Through the position machine when we hold a record, so the
+    record names the new stop and reconciliation recognises it as ours."""
+    owner = known.get(step.symbol)
+    if owner is None:
+        # Not ours (reconciliation imports it next cycle); protect it all the same.
+        action = PlaceStopAction(
+            f"ks-{step.symbol}",
+            step.symbol,
+            step.side,
+            step.size,
+            step.trigger_price,
+            f"ks-{ctx.cycle_id}-{step.symbol}"[:100],
+        )
+        gw.execute(action)
+        return
+    positions = {owner.position_id: owner}
+    missing = StopMissing(owner.position_id, "kill switch: no working stop at the venue")
+    actions, applied = apply_events(
+        positions, [missing], break_even_after_tp1=config.execution.break_even_after_tp1
+    )
+    with gw.store() as con:
+        ex.save_positions(con, list(positions.values()))
+        ex.record_events(con, applied, ctx.cycle_id)
+    _drive(gw, positions, actions, config.execution, ctx)
+
+
 def run_kill_switch(ctx: CycleContext, order_venue: OrderVenue, config: AppConfig) -> list[str]:
     """On HALT: place any missing stop first, cancel entries (TPs if configured), keep stops."""
     with open_store(ctx.db_path) as con:
@@ -334,18 +367,7 @@ def run_kill_switch(ctx: CycleContext, order_venue: OrderVenue, config: AppConfi
     with Gateway(order_venue, ctx.db_path, ctx.cycle_id, _clock_of(order_venue)) as gw:
         for step in plan.steps:
             if isinstance(step, PlaceStop):
-                owner = known.get(step.symbol)
-                pid = owner.position_id if owner else f"ks-{step.symbol}"
-                gw.execute(
-                    PlaceStopAction(
-                        pid,
-                        step.symbol,
-                        step.side,
-                        step.size,
-                        step.trigger_price,
-                        f"ks-{ctx.cycle_id}-{step.symbol}"[:100],
-                    )
-                )
+                _protect_now(gw, ctx, known, step, config)
             elif isinstance(step, CancelOrder):
                 try:
                     if order_venue.cancel(step.venue_order_id) is not None:

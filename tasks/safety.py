@@ -13,6 +13,7 @@ from prefect.cache_policies import NO_CACHE
 
 from core.cycle import CycleContext
 from core.invariants import AccountSnapshot, InvariantReport, check_invariants
+from core.positions import Position
 from core.system_state import (
     SystemState,
     SystemStateRecord,
@@ -23,6 +24,7 @@ from core.system_state import (
 from core.system_state import next_state as next_system_state
 from schemas.config import SafetyConfig
 from store.db import open_store
+from store.execution import live_positions
 from store.safety import append_record, current_record, high_water, last_account, record_checks
 
 log = logging.getLogger("smc_trader.safety")
@@ -77,13 +79,38 @@ def _last_report(con: DuckDBPyConnection, safety: SafetyConfig, now: datetime) -
     return check_invariants(account, safety)
 
 
+def position_lines(positions: list[Position]) -> list[str]:
+    """One line per position record not yet terminal: size, entry, its stop and its TPs.
+
+    As last recorded by a cycle (reconciliation corrects it against the venue)."""
+    lines = [f"positions: {len(positions)} (as last recorded by a cycle)"]
+    for p in positions:
+        entry = f"{p.entry_price}" if p.entry_price is not None else "pending"
+        if p.stop_order_id is not None:
+            stop = f"stop {p.stop_price} for {p.stop_size} (order {p.stop_order_id})"
+        else:
+            stop = f"stop {p.stop_price} NOT WORKING (no stop order): UNPROTECTED"
+        tps = ", ".join(
+            f"tp{t.level} {t.price} ({'filled' if t.filled else t.order_id or 'no order'})"
+            for t in p.tps
+            if t.price is not None
+        )
+        lines.append(
+            f"position {p.symbol} {p.side} {p.size} @ {entry} [{p.state}]: {stop}; "
+            f"{tps or 'no TPs'}"
+        )
+    return lines
+
+
 def status(db_path: Path, safety: SafetyConfig) -> list[str]:
-    """State, cause, operator, and each invariant of the last cycle vs its thresholds."""
+    """State, cause, operator, each invariant of the last cycle vs its thresholds, and the
+    open positions with their stops."""
     now = datetime.now(UTC)
     with open_store(db_path) as con:
         record = current_record(con, now)
         report = _last_report(con, safety, now)
-    return status_lines(report, record)
+        positions = live_positions(con)
+    return status_lines(report, record) + position_lines(positions)
 
 
 def halt(db_path: Path, reason: str, who: str) -> SystemStateRecord:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -73,8 +74,8 @@ def cmd_config_reference(args: argparse.Namespace) -> int:
 
 def _validate_first(args: argparse.Namespace) -> None:
     """Refuse bad configuration before Prefect starts anything."""
-    from flows.cycle import cycle_overrides
     from schemas.config import VenueKind
+    from trader.settings import cycle_overrides
 
     config = load_config(
         args.config,
@@ -111,11 +112,17 @@ def cmd_cycle(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     _validate_first(args)
+    # SIGTERM (systemd, docker, kill) unwinds like Ctrl-C, so a server we started stops too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.with_server:
         from trader.prefect_server import local_server
 
-        with local_server(port=args.server_port):
-            return _serve(args)
+        with local_server(port=args.server_port) as api_url:
+            from prefect.settings import PREFECT_API_URL, temporary_settings
+
+            # Settings may have been read already: point this process at the server explicitly.
+            with temporary_settings(updates={PREFECT_API_URL: api_url}):
+                return _serve(args)
     return _serve(args)
 
 

@@ -32,5 +32,13 @@ def setup_logging(level: str = "INFO", log_file: Path | None = None) -> None:
         logger.propagate = False
         for old in [h for h in logger.handlers if getattr(h, "_smc_trader", False)]:
             logger.removeHandler(old)
+            old.close()
         for handler in handlers:
             logger.addHandler(handler)
+
+
+def ensure_logging(level: str = "INFO") -> None:
+    """Configure our log file unless this process already did (a served flow run is a fresh
+    process started by Prefect, not by `trader`, and must still write logs/trader.log)."""
+    if not any(getattr(h, "_smc_trader", False) for h in logging.getLogger("smc_trader").handlers):
+        setup_logging(level)

@@ -57,7 +57,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     who = getpass.getuser()
     for name, func, helptext in (
-        ("status", cmd_status, "state, cause, invariants vs thresholds"),
+        ("status", cmd_status, "state, cause, invariants vs thresholds, positions and stops"),
         ("halt", cmd_halt, "HALT now (kill switch): entries cancelled, stops kept"),
         ("resume", cmd_resume, "leave HALTED (explicit; refused while a halt condition holds)"),
     ):

@@ -139,3 +139,19 @@ class SecretMaskFilter(logging.Filter):
 def config_as_yaml(config: AppConfig) -> str:
     """The effective configuration as YAML, for `trader check-config`."""
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def cycle_overrides(
+    venue: str | None = None,
+    data_dir: str | None = None,
+    db: str | None = None,
+    api_url: str | None = None,
+    sandbox: bool | None = None,
+) -> dict[str, Any]:
+    """Command-line choices as configuration overrides (None leaves the file's value)."""
+    chosen = {"kind": venue, "data_dir": data_dir, "api_url": api_url, "sandbox": sandbox}
+    venue_over = {k: v for k, v in chosen.items() if v is not None}
+    over: dict[str, Any] = {"venue": venue_over} if venue_over else {}
+    if db is not None:
+        over["cycle"] = {"db_path": db}
+    return over
