@@ -98,3 +98,28 @@ def test_three_replay_cycles_store_candles_and_cycle_rows(
     runs = asyncio.run(_cycle_runs())
     ours = {str(r.id) for r in runs if r.state and r.state.is_completed()}
     assert {c[3] for c in cycles} <= ours
+
+
+def test_a_cycle_that_halts_completes_with_a_state_named_halted(
+    prefect_server, real_data_dir, tmp_path, cli_logs
+):
+    db = tmp_path / "halt.duckdb"
+    common = ["--venue", "replay", "--data-dir", str(real_data_dir), "--db", str(db)]
+    assert main(["cycle", *common]) == 0
+    assert main(["halt", "--db", str(db), "--reason", "integration test"]) == 0
+    assert main(["cycle", *common]) == 0
+
+    import asyncio
+
+    runs = asyncio.run(_cycle_runs())
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        last = con.execute(
+            "SELECT flow_run_id, system_state, summary FROM cycles ORDER BY cycle_id DESC LIMIT 1"
+        ).fetchall()[0]
+    finally:
+        con.close()
+    assert last[1] == "HALTED"
+    state = next(r.state for r in runs if str(r.id) == last[0])
+    assert state.is_completed() and state.name == "Halted"
+    assert "Kill switch active" in cli_logs()
