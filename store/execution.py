@@ -121,6 +121,11 @@ def decode_position(text: str) -> Position:
 def save_positions(con: duckdb.DuckDBPyConnection, positions: list[Position]) -> None:
     if not positions:
         return
+    with transaction(con):
+        _put_positions(con, positions)
+
+
+def _put_positions(con: duckdb.DuckDBPyConnection, positions: list[Position]) -> None:
     now = datetime.now(UTC)
     rows = []
     for p in positions:
@@ -148,12 +153,11 @@ def save_positions(con: duckdb.DuckDBPyConnection, positions: list[Position]) ->
                 _encode(p),
             ]
         )
-    with transaction(con):
-        con.executemany(
-            "INSERT OR REPLACE INTO positions VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
+    con.executemany(
+        "INSERT OR REPLACE INTO positions VALUES "
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
 
 
 def live_positions(con: duckdb.DuckDBPyConnection) -> list[Position]:
@@ -177,24 +181,30 @@ def record_events(
 ) -> None:
     if not events:
         return
-    now = datetime.now(UTC)
     with transaction(con):
-        row = one(con.execute("SELECT coalesce(max(seq), 0) FROM position_events"))
-        start = int(row[0]) if row else 0
-        con.executemany(
-            "INSERT INTO position_events VALUES (?, ?, ?, ?, ?, ?)",
+        _put_events(con, events, cycle_id)
+
+
+def _put_events(
+    con: duckdb.DuckDBPyConnection, events: list[PositionEvent], cycle_id: int | None
+) -> None:
+    now = datetime.now(UTC)
+    row = one(con.execute("SELECT coalesce(max(seq), 0) FROM position_events"))
+    start = int(row[0]) if row else 0
+    con.executemany(
+        "INSERT INTO position_events VALUES (?, ?, ?, ?, ?, ?)",
+        [
             [
-                [
-                    start + i + 1,
-                    now,
-                    cycle_id,
-                    e.position_id,
-                    type(e).__name__,
-                    json.dumps(asdict(e), default=str),
-                ]
-                for i, e in enumerate(events)
-            ],
-        )
+                start + i + 1,
+                now,
+                cycle_id,
+                e.position_id,
+                type(e).__name__,
+                json.dumps(asdict(e), default=str),
+            ]
+            for i, e in enumerate(events)
+        ],
+    )
 
 
 # -- fills --------------------------------------------------------------------------------
@@ -223,25 +233,52 @@ def save_fills(
     if not fills:
         return
     with transaction(con):
-        con.executemany(
-            "INSERT OR IGNORE INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        _put_fills(con, fills, cycle_id)
+
+
+def _put_fills(
+    con: duckdb.DuckDBPyConnection, fills: list[tuple[Fill, str | None]], cycle_id: int | None
+) -> None:
+    con.executemany(
+        "INSERT OR IGNORE INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
             [
-                [
-                    f.fill_id,
-                    f.venue_order_id,
-                    f.client_id,
-                    f.symbol,
-                    str(f.side),
-                    f.size,
-                    f.price,
-                    f.fee,
-                    f.ts,
-                    pid,
-                    cycle_id,
-                ]
-                for f, pid in fills
-            ],
-        )
+                f.fill_id,
+                f.venue_order_id,
+                f.client_id,
+                f.symbol,
+                str(f.side),
+                f.size,
+                f.price,
+                f.fee,
+                f.ts,
+                pid,
+                cycle_id,
+            ]
+            for f, pid in fills
+        ],
+    )
+
+
+def save_progress(
+    con: duckdb.DuckDBPyConnection,
+    positions: list[Position],
+    events: list[PositionEvent],
+    fills: list[tuple[Fill, str | None]],
+    cycle_id: int | None,
+) -> None:
+    """Positions, the events applied to them and the fills those events came from, in one
+    transaction: a crash leaves all of them or none, so a fill is never marked seen without
+    having been applied to its position (nor applied twice)."""
+    if not (positions or events or fills):
+        return
+    with transaction(con):
+        if positions:
+            _put_positions(con, positions)
+        if events:
+            _put_events(con, events, cycle_id)
+        if fills:
+            _put_fills(con, fills, cycle_id)
 
 
 def last_fill_time(con: duckdb.DuckDBPyConnection) -> datetime | None:

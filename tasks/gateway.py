@@ -330,12 +330,18 @@ class Gateway:
     def _flatten(self, action: Flatten) -> list[PositionEvent]:
         """Reduce-only market close of whatever the venue holds on the symbol (no side given)."""
         held = [p for p in self.venue.positions() if p.symbol == action.symbol and p.size > 0]
+        client_id = f"flat-{self.cycle_id}-{action.symbol}"[:100]
         if not held:
             log.info("flatten %s: nothing held at the venue", action.symbol)
+            with self.store() as con:
+                known = ex.intent(con, client_id)
+            if known is None:  # logged all the same (side 'unknown'), settled: nothing to send
+                entry = self._save(new_intent(action, at=self._now(), intent_id=client_id))
+                reason = "nothing held at the venue"
+                self._save(advance(entry, IntentState.REJECTED, at=self._now(), reason=reason))
             return []
         report = held[0]
         side = report.side.exit_order_side
-        client_id = f"flat-{self.cycle_id}-{action.symbol}"[:100]
         entry = self._save(new_intent(action, at=self._now(), intent_id=client_id))
         entry = self._save(advance(entry, IntentState.SENT, at=self._now()))
         request = OrderRequest(
@@ -343,6 +349,11 @@ class Gateway:
         )
         try:
             order = self.venue.submit(request)
+        except VenueRetryableError as exc:  # maybe carried out: resolved later by client id
+            self.report.unknown += 1
+            self._save(advance(entry, IntentState.UNKNOWN, at=self._now(), reason=str(exc)))
+            log.warning("flatten %s outcome unknown (resolved by client id): %s", client_id, exc)
+            return []
         except VenueError as exc:
             return self._reject(entry, str(exc))
         self._save(
@@ -363,13 +374,15 @@ class Gateway:
         taken = {f.fill_id for f, _ in self._unsaved_fills}
         fills = [f for f in fills if f.fill_id not in taken]
         grouped: dict[str, list[Fill]] = defaultdict(list)
+        owners: dict[str, str] = {}
         attributed: list[tuple[Fill, str | None]] = []
         for fill in fills:
             entry = intents.get(fill.client_id or "")
-            pid = entry.details().get("position_id") if entry else None
-            attributed.append((fill, pid if isinstance(pid, str) else None))
-            if entry is not None and isinstance(pid, str):
+            pid = _owner(entry, positions) if entry else None
+            attributed.append((fill, pid))
+            if entry is not None and pid is not None:
                 grouped[entry.intent_id].append(fill)
+                owners[entry.intent_id] = pid
             else:
                 log.warning(
                     "fill %s on %s has no intent of ours (client id %s): recorded only",
@@ -378,8 +391,9 @@ class Gateway:
                     fill.client_id,
                 )
         events = []
-        for group in grouped.values():
-            event = _fill_event(intents[group[0].client_id or ""], group, positions)
+        for intent_id, group in grouped.items():
+            entry = intents[group[0].client_id or ""]
+            event = _fill_event(entry, owners[intent_id], group, positions)
             if event is not None:
                 events.append(event)
         self._unsaved_fills += attributed  # recorded with the positions they change
@@ -396,11 +410,26 @@ class Gateway:
         self._unsaved_fills = []
 
 
+def _owner(entry: IntentEntry, positions: dict[str, Position]) -> str | None:
+    """The position an intent's fills belong to: the one it names, or for a flatten (which
+    names none: it closes what the venue holds) the single record closing that symbol."""
+    pid = entry.details().get("position_id")
+    if isinstance(pid, str):
+        return pid
+    if entry.action_type is ActionType.FLATTEN:
+        closing = [
+            p.position_id
+            for p in positions.values()
+            if p.symbol == entry.symbol and p.state is PositionState.CLOSING
+        ]
+        return closing[0] if len(closing) == 1 else None
+    return None
+
+
 def _fill_event(
-    entry: IntentEntry, group: list[Fill], positions: dict[str, Position]
+    entry: IntentEntry, pid: str, group: list[Fill], positions: dict[str, Position]
 ) -> PositionEvent | None:
     info = entry.details()
-    pid = str(info["position_id"])
     size = sum(f.size for f in group)
     price = sum(f.size * f.price for f in group) / size
     position = positions.get(pid)
