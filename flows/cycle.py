@@ -82,7 +82,7 @@ def _run_cycle(
         SystemState(before.state.state),
     )
     allocation = allocate_task(ctx, signals.signals, markets, held, account, config)
-    executed = execute_task(ctx, orders, allocation.intents, markets, config.execution)
+    executed = execute_task(ctx, orders, allocation.intents, markets, config.execution, config.risk)
     reconciled = reconcile_task(
         ctx, orders, markets, config.execution, is_startup(ctx, config.cycle.interval_seconds)
     )

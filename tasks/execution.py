@@ -18,16 +18,19 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
+from core.actions import Action
 from core.actions import PlaceStop as PlaceStopAction
 from core.cycle import CycleContext
 from core.errors import LiveTradingNotAllowedError, VenueRetryableError
 from core.invariants import AccountSnapshot, PositionExposure
 from core.kill_switch import CancelOrder, Flatten, PlaceStop, plan_kill_switch
 from core.orders import OrderSide, OrderType, OrderVenue, PositionSide
-from core.positions import Position, StopMissing, open_position
+from core.positions import Position, StopMissing, open_position, tp_backfill
 from core.reconcile import ImportProtection, MarketGrid, reconcile
+from core.tp_plan import min_tp_distance
 from schemas.config import AppConfig, Secrets, VenueKind
 from schemas.execution import ExecutionConfig
+from schemas.risk import RiskConfig
 from store import execution as ex
 from store.db import open_store
 from tasks.gateway import ExecutionReport, Gateway, apply_events
@@ -194,8 +197,10 @@ def execute(
     intents: pl.DataFrame,
     markets: pl.DataFrame,
     cfg: ExecutionConfig,
+    risk: RiskConfig | None = None,
 ) -> ExecutionReport:
-    """Resolve the log, apply new fills, open approved intents, protect every position.
+    """Resolve the log, apply new fills, open approved intents, protect every position,
+    place any take-profit level a position misses (each level judged on its own).
 
     Raises VenueRetryableError after finishing everything else when some order's outcome
     is unknown: the retry resolves it by client id (never a second order)."""
@@ -207,6 +212,7 @@ def execute(
         actions, applied = apply_events(
             positions, events, break_even_after_tp1=cfg.break_even_after_tp1
         )
+        actions += _tp_backfill(positions, markets, risk or RiskConfig())
         actions += _open_new(positions, intents, markets, cfg, ctx)
         gw.save_progress(positions, applied)
         _drive(gw, positions, actions, cfg, ctx)
@@ -216,6 +222,21 @@ def execute(
             "the retry resolves them by client id"
         )
     return gw.report
+
+
+def _tp_backfill(
+    positions: dict[str, Position], markets: pl.DataFrame, risk: RiskConfig
+) -> list[Action]:
+    """PLACE_TP for every missing level of open positions, at this cycle's last price
+    (no price for a market, no backfill there this cycle)."""
+    last = dict(zip(markets["symbol"], markets["last"], strict=True)) if "last" in markets else {}
+    actions: list[Action] = []
+    for p in positions.values():
+        mark = last.get(p.symbol)
+        if mark is None or not p.is_open:
+            continue
+        actions += tp_backfill(p, mark, p.tick_size, min_tp_distance(mark, risk))
+    return actions
 
 
 def _clock_of(order_venue: OrderVenue):  # type: ignore[no-untyped-def]
@@ -240,9 +261,10 @@ def execute_task(
     intents: pl.DataFrame,
     markets: pl.DataFrame,
     cfg: ExecutionConfig,
+    risk: RiskConfig | None = None,
 ) -> ExecutionReport:
     # Safe to retry: every order has a client id and the log is resolved first.
-    return execute(ctx, order_venue, intents, markets, cfg)
+    return execute(ctx, order_venue, intents, markets, cfg, risk)
 
 
 # -- reconciliation -----------------------------------------------------------------------
