@@ -8,12 +8,25 @@ from pathlib import Path
 
 import pytest
 
+# Before anything imports prefect: its telemetry logs "database is locked" on SQLite.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
 REPO = Path(__file__).resolve().parents[1]
 DATA_ENV = "SMC_TRADER_DATA_DIR"
 
 
 def real_data_path() -> Path:
     return Path(os.environ.get(DATA_ENV, REPO.parent / "shared" / "data" / "binance-usdm"))
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """One ephemeral Prefect server for the whole session (~15-20 s to start), shared by
+    every test that runs flows."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -39,14 +39,6 @@ MARKETS = (BTC, ETH)
 FLAT = {BTC.symbol: 60_000.0, ETH.symbol: 3_000.0}
 
 
-@pytest.fixture(scope="session")
-def prefect_server():
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
 class FlatFeed:
     """BTC at 60k and ETH at 3k, bar after bar (nothing triggers a stop or a take-profit)."""
 
