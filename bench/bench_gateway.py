@@ -38,7 +38,9 @@ def main() -> None:
     feed = ReplayVenue(DATA, start=datetime(2025, 12, 1, tzinfo=UTC))
     price = float(feed.tickers()["BTC/USD:USD"].last)
     limit = round(price * 0.5)  # far below the market: rests, never fills
-    lines = [f"{N} resting BTC limit orders each, one client, loopback, machine: {os.cpu_count()} cores"]
+    lines = [
+        f"{N} resting BTC limit orders each, one client, loopback, machine: {os.cpu_count()} cores"
+    ]
     with start_in_thread(feed, KEY, SECRET, faults=Faults(rate_budget=None)) as sim:
         client = make_client(api_url=sim.url, api_key=KEY, api_secret=SECRET, rate_limit_ms=0)
         client.enableRateLimit = False
@@ -46,21 +48,32 @@ def main() -> None:
         bare = []
         for i in range(N):
             start = time.perf_counter()
-            venue.submit(OrderRequest("BTC/USD:USD", OrderSide.BUY, OrderType.LIMIT, 0.001,
-                                      f"bare-{i}", price=limit))
+            venue.submit(
+                OrderRequest(
+                    "BTC/USD:USD", OrderSide.BUY, OrderType.LIMIT, 0.001, f"bare-{i}", price=limit
+                )
+            )
             bare.append(time.perf_counter() - start)
         db = Path(tempfile.mkdtemp(prefix="bench-gw-")) / "gw.duckdb"
         gateway = Gateway(venue, db, 1, feed.clock)
         logged = []
         for i in range(N):
-            action = PlaceEntry(f"p{i}", "BTC/USD:USD", OrderSide.BUY, OrderType.LIMIT, 0.001,
-                                f"gw-{i}", price=limit)
+            action = PlaceEntry(
+                f"p{i}",
+                "BTC/USD:USD",
+                OrderSide.BUY,
+                OrderType.LIMIT,
+                0.001,
+                f"gw-{i}",
+                price=limit,
+            )
             start = time.perf_counter()
             gateway.execute(action)
             logged.append(time.perf_counter() - start)
     for label, times in (("venue only", bare), ("gateway + WAL", logged)):
         lines.append(
-            f"{label:14s} {N / sum(times):7.1f} orders/s, median {statistics.median(times) * 1e3:.1f} ms"
+            f"{label:14s} {N / sum(times):7.1f} orders/s, "
+            f"median {statistics.median(times) * 1e3:.1f} ms"
         )
     lines.append(f"acknowledged by the gateway: {gateway.report.placed} of {N}")
     text = "\n".join(lines)

@@ -56,7 +56,8 @@ def main() -> None:
     took = time.perf_counter() - start
     lines.append(
         f"refresh stage (fetch + validate + upsert), {len(symbols)} markets: "
-        f"{result.candles_upserted:,} candles in {took:.2f}s = {result.candles_upserted / took:,.0f}/s"
+        f"{result.candles_upserted:,} candles in {took:.2f}s = "
+        f"{result.candles_upserted / took:,.0f}/s"
     )
     text = "\n".join(lines)
     print(text)

@@ -84,12 +84,12 @@ def test_unknown_key_is_refused_with_its_location(tmp_path):
 
 
 def test_wrong_type_is_refused_with_the_value(tmp_path):
-    with pytest.raises(ConfigError, match="interval_seconds.*'soon'"):
+    with pytest.raises(ConfigError, match=r"interval_seconds.*'soon'"):
         load_config(write(tmp_path, config={"cycle": {"interval_seconds": "soon"}}))
 
 
 def test_safety_section_inside_config_yaml_is_refused(tmp_path):
-    with pytest.raises(ConfigError, match="belong in safety.yaml"):
+    with pytest.raises(ConfigError, match=r"belong in safety\.yaml"):
         load_config(write(tmp_path, config={"safety": {"max_concurrent_positions": 3}}))
 
 
