@@ -12,6 +12,7 @@ import logging
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 from prefect import task
@@ -36,6 +37,9 @@ from store.db import open_store
 from tasks.gateway import ExecutionReport, Gateway, apply_events
 from tasks.retry import retry_on_transient_venue_errors
 from venues.base import MarketDataVenue
+
+if TYPE_CHECKING:
+    from venues.paper import FundingSchedule
 
 log = logging.getLogger("smc_trader.execution")
 SUSPECTED_KEY = "reconcile.suspected_missing"
@@ -76,15 +80,28 @@ def make_order_venue(
             initial_cash=cfg.paper_initial_cash,
             default_leverage=config.risk.default_leverage,
         )
-        return PaperOrderVenue.on_feed(feed, paper, timeframe="1h")
+        return PaperOrderVenue.on_feed(feed, paper, timeframe="1h", funding=_funding(feed))
     engine, done_until = pickle.loads(blob)
     if not isinstance(engine, PaperEngine):
         raise TypeError(f"stored paper state for {feed.name} is not a PaperEngine")
     for market in feed.markets():
         engine.add_market(market)
-    driver = FeedDriver(engine, feed, "1h")
+    driver = FeedDriver(engine, feed, "1h", funding=_funding(feed))
     driver.resume(done_until)
     return PaperOrderVenue(engine, feed.clock, driver)
+
+
+def _funding(feed: MarketDataVenue) -> FundingSchedule | None:
+    """Replay data carries funding rates (every 8 h in the Binance files): paid and received
+    by the paper account as they fall due. The sim market has none."""
+    data_dir = getattr(feed, "data_dir", None)
+    if data_dir is None:
+        return None
+    from venues.paper import FundingSchedule
+
+    return FundingSchedule.from_binance_dir(
+        data_dir, {m.symbol: m.base for m in getattr(feed, "all_markets", feed.markets)()}
+    )
 
 
 def _kraken_orders(

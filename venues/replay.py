@@ -130,6 +130,10 @@ class ReplayVenue:
                 "nothing left to replay: start a fresh database (--db) or set venue.replay_start"
             )
 
+    def all_markets(self) -> list[MarketInfo]:
+        """Every market in the folder, started or not."""
+        return list(self._markets)
+
     def markets(self) -> list[MarketInfo]:
         """Markets whose data has started by the clock's time."""
         now = self.clock.now()
