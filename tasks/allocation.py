@@ -13,7 +13,6 @@ from core.auction import AuctionResult, auction_table, run_auction
 from core.cycle import CycleContext
 from core.orders import PositionReport
 from core.risk import AccountState, OpenPosition, apply_risk
-from core.system_state import SystemState
 from schemas.config import AppConfig
 from store.db import open_store, transaction
 from store.frames import append_frame
@@ -90,4 +89,4 @@ def allocate_task(
     return allocate(ctx, signals, markets, positions, account, config)
 
 
-__all__ = ["AllocationResult", "SystemState", "allocate", "allocate_task", "open_positions"]
+__all__ = ["AllocationResult", "allocate", "allocate_task", "open_positions"]

@@ -25,7 +25,7 @@ from core.cycle import CycleContext
 from core.errors import LiveTradingNotAllowedError, VenueRetryableError
 from core.invariants import AccountSnapshot, PositionExposure
 from core.kill_switch import CancelOrder, Flatten, PlaceStop, plan_kill_switch
-from core.orders import OrderSide, OrderType, OrderVenue, PositionSide
+from core.orders import OrderVenue, PositionSide
 from core.positions import Position, StopMissing, open_position, tp_backfill
 from core.reconcile import ImportProtection, MarketGrid, reconcile
 from core.tp_plan import min_tp_distance
@@ -424,8 +424,6 @@ def run_kill_switch(ctx: CycleContext, order_venue: OrderVenue, config: AppConfi
 
 
 __all__ = [
-    "OrderSide",
-    "OrderType",
     "ReconcileReport",
     "account_snapshot",
     "execute",

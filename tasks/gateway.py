@@ -39,7 +39,7 @@ from core.actions import (
     describe,
 )
 from core.errors import DuplicateClientIdError, VenueError, VenueRetryableError
-from core.orders import Fill, OrderRequest, OrderType, OrderVenue, PositionSide
+from core.orders import Fill, OrderRequest, OrderType, OrderVenue
 from core.positions import (
     EntryFilled,
     EntryPartiallyFilled,
@@ -500,4 +500,4 @@ def apply_events(
     return actions, applied
 
 
-__all__ = ["ExecutionReport", "Gateway", "PositionSide", "apply_events", "order_request"]
+__all__ = ["ExecutionReport", "Gateway", "apply_events", "order_request"]
