@@ -17,9 +17,9 @@ import polars as pl
 import pytest
 
 from core.cycle import CycleContext
-from core.market import MarketInfo, Ticker
+from core.market import MarketInfo
 from schemas.execution import ExecutionConfig
-from venues.base import SimulatedClock
+from tests.support.feeds import CandleFeed, hourly_candles
 from venues.kraken import make_client
 from venues.kraken_orders import KrakenOrderVenue
 from venues.kraken_sim import Faults, RunningSim, start_in_thread
@@ -39,47 +39,11 @@ MARKETS = (BTC, ETH)
 FLAT = {BTC.symbol: 60_000.0, ETH.symbol: 3_000.0}
 
 
-class FlatFeed:
+def flat_feed(bars_after_start: int = 24) -> CandleFeed:
     """BTC at 60k and ETH at 3k, bar after bar (nothing triggers a stop or a take-profit)."""
-
-    name = "faults-flat"
-
-    def __init__(self, bars_after_start: int = 24) -> None:
-        total = HISTORY + bars_after_start
-        self.frames = {s: _candles([p] * total, wick=p * 1e-4) for s, p in FLAT.items()}
-        self.clock = SimulatedClock(START + HISTORY * H, H)
-
-    def markets(self) -> list[MarketInfo]:
-        return list(MARKETS)
-
-    def tickers(self) -> dict[str, Ticker]:
-        out = {}
-        for symbol, frame in self.frames.items():
-            last = float(frame.filter(pl.col("ts") + H <= self.clock.now())["close"][-1])
-            out[symbol] = Ticker(symbol, last, last, last, 1e9)
-        return out
-
-    def ohlcv(self, symbol: str, timeframe: str, since: datetime, until: datetime) -> pl.DataFrame:
-        until = min(until, self.clock.now())
-        frame = self.frames[symbol]
-        return frame.filter((pl.col("ts") + H <= until) & (pl.col("ts") >= since))
-
-    def close(self) -> None:
-        """Nothing to release."""
-
-
-def _candles(closes: list[float], wick: float) -> pl.DataFrame:
-    opens = [closes[0], *closes[:-1]]
-    return pl.DataFrame(
-        {
-            "ts": [START + i * H for i in range(len(closes))],
-            "open": opens,
-            "high": [max(o, c) + wick for o, c in zip(opens, closes, strict=True)],
-            "low": [min(o, c) - wick for o, c in zip(opens, closes, strict=True)],
-            "close": closes,
-            "volume": [10.0] * len(closes),
-        }
-    ).with_columns(pl.col("ts").dt.cast_time_unit("us"))
+    total = HISTORY + bars_after_start
+    frames = {s: hourly_candles([p] * total, p * 1e-4, START) for s, p in FLAT.items()}
+    return CandleFeed(MARKETS, frames, START + HISTORY * H, name="faults-flat")
 
 
 def markets_frame() -> pl.DataFrame:
@@ -115,7 +79,7 @@ def intent_row(pid: str, symbol: str = BTC.symbol, side: str = "long", size: flo
 def serve(feed=None, **faults_kw) -> RunningSim:
     faults = Faults(**{"timeout_s": 0.6, "rate_budget": None, **faults_kw})
     return start_in_thread(
-        feed or FlatFeed(), KEY, SECRET, faults=faults, paper=PaperConfig(initial_cash=CASH)
+        feed or flat_feed(), KEY, SECRET, faults=faults, paper=PaperConfig(initial_cash=CASH)
     )
 
 

@@ -56,11 +56,12 @@ from typing import Any
 import polars as pl
 import pytest
 
-from core.market import MarketInfo, Ticker
+from core.market import MarketInfo
 from core.orders import Fill, Order, OrderType, PositionReport
 from core.positions import Position
 from store import execution as ex
 from store.db import open_store
+from tests.support.feeds import CandleFeed, hourly_candles
 from venues.base import SimulatedClock
 from venues.kraken_sim import Faults, RunningSim, start_in_thread
 from venues.paper import PaperConfig
@@ -134,49 +135,13 @@ Point = tuple[str, int, str]  # (function, nth call with something to do, "befor
 # -- the feed behind the simulator ------------------------------------------------------------
 
 
-def _candles(closes: list[float], wick: float) -> pl.DataFrame:
-    opens = [closes[0], *closes[:-1]]
-    return pl.DataFrame(
-        {
-            "ts": [START + i * H for i in range(len(closes))],
-            "open": opens,
-            "high": [max(o, c) + wick for o, c in zip(opens, closes, strict=True)],
-            "low": [min(o, c) - wick for o, c in zip(opens, closes, strict=True)],
-            "close": closes,
-            "volume": [10.0] * len(closes),
-        }
-    ).with_columns(pl.col("ts").dt.cast_time_unit("us"))
-
-
-class ScriptedFeed:
+def scripted_feed() -> CandleFeed:
     """BTC flat at 60k, ETH at 3k for HISTORY bars; then FUTURE."""
-
-    name = "crash-scripted"
-
-    def __init__(self) -> None:
-        flat = {BTC.symbol: 60_000.0, ETH.symbol: 3_000.0}
-        self.frames = {
-            s: _candles([flat[s]] * HISTORY + FUTURE[s], wick=flat[s] * 1e-4) for s in flat
-        }
-        self.clock = SimulatedClock(START + HISTORY * H, H)
-
-    def markets(self) -> list[MarketInfo]:
-        return list(MARKETS)
-
-    def tickers(self) -> dict[str, Ticker]:
-        out = {}
-        for symbol, frame in self.frames.items():
-            last = float(frame.filter(pl.col("ts") + H <= self.clock.now())["close"][-1])
-            out[symbol] = Ticker(symbol, last, last, last, 1e9)
-        return out
-
-    def ohlcv(self, symbol: str, timeframe: str, since: datetime, until: datetime) -> pl.DataFrame:
-        until = min(until, self.clock.now())
-        frame = self.frames[symbol]
-        return frame.filter((pl.col("ts") + H <= until) & (pl.col("ts") >= since))
-
-    def close(self) -> None:
-        """Nothing to release."""
+    flat = {BTC.symbol: 60_000.0, ETH.symbol: 3_000.0}
+    frames = {
+        s: hourly_candles([flat[s]] * HISTORY + FUTURE[s], flat[s] * 1e-4, START) for s in flat
+    }
+    return CandleFeed(MARKETS, frames, START + HISTORY * H, name="crash-scripted")
 
 
 # -- the trading process (runs in a child forked from the forkserver) --------------------------
@@ -476,7 +441,7 @@ def run_scenario(mp: Any, workdir: Path, point: Point | None) -> Outcome:
     log_path = workdir / "trading.log"
     faults = Faults(rate_budget=None)
     with start_in_thread(
-        ScriptedFeed(), KEY, SECRET, faults=faults, paper=PaperConfig(initial_cash=CASH)
+        scripted_feed(), KEY, SECRET, faults=faults, paper=PaperConfig(initial_cash=CASH)
     ) as sim:
         moved = [False]
         killed = False

@@ -40,7 +40,7 @@ from tests.faults.conftest import (
     BTC,
     CASH,
     ETH,
-    FlatFeed,
+    flat_feed,
     intent_row,
     kraken_on,
     markets_frame,
@@ -63,7 +63,7 @@ class Venue:
 @pytest.fixture(params=["kraken-simulator", "paper"])
 def venue(request) -> Iterator[Venue]:
     if request.param == "paper":
-        paper = PaperOrderVenue.on_feed(FlatFeed(), PaperConfig(initial_cash=CASH))
+        paper = PaperOrderVenue.on_feed(flat_feed(), PaperConfig(initial_cash=CASH))
         yield Venue(paper, paper.engine, paper.clock.now)
         return
     with serve() as sim:

@@ -20,7 +20,7 @@ from core.errors import (
     VenueRetryableError,
     VenueUnavailableError,
 )
-from core.market import MarketInfo, Ticker
+from core.market import MarketInfo
 from core.orders import (
     Order,
     OrderRequest,
@@ -31,7 +31,7 @@ from core.orders import (
     PositionSide,
 )
 from core.precision import round_away, round_to_step
-from venues.base import SimulatedClock
+from tests.support.feeds import CandleFeed, hourly_candles
 from venues.kraken import make_client
 from venues.kraken_orders import KrakenOrderVenue
 from venues.kraken_sim import FaultKind, Faults, RunningSim, start_in_thread
@@ -55,52 +55,13 @@ WICK = 5.0
 CASH = 100_000.0
 
 
-def candles(closes: list[float], wick: float) -> pl.DataFrame:
-    opens = [closes[0], *closes[:-1]]
-    return pl.DataFrame(
-        {
-            "ts": [START + i * H for i in range(len(closes))],
-            "open": opens,
-            "high": [max(o, c) + wick for o, c in zip(opens, closes, strict=True)],
-            "low": [min(o, c) - wick for o, c in zip(opens, closes, strict=True)],
-            "close": closes,
-            "volume": [10.0] * len(closes),
-        }
-    ).with_columns(pl.col("ts").dt.cast_time_unit("us"))
-
-
-class ScriptedFeed:
+def scripted_feed() -> CandleFeed:
     """A MarketDataVenue: flat history, then BTC follows BTC_PATH; ETH stays near 3000."""
-
-    name = "scripted"
-
-    def __init__(self) -> None:
-        self.frames = {
-            BTC.symbol: candles([60_000.0] * HISTORY + BTC_PATH, WICK),
-            ETH.symbol: candles([3_000.0] * (HISTORY + len(BTC_PATH)), 1.0),
-        }
-        self.clock = SimulatedClock(START + HISTORY * H, H)
-
-    def markets(self) -> list[MarketInfo]:
-        return [BTC, ETH]
-
-    def tickers(self) -> dict[str, Ticker]:
-        out = {}
-        for symbol, frame in self.frames.items():
-            last = float(self._closed(frame, self.clock.now())["close"][-1])
-            out[symbol] = Ticker(symbol, last, last - 0.5, last + 0.5, 1e9)
-        return out
-
-    @staticmethod
-    def _closed(frame: pl.DataFrame, until: datetime) -> pl.DataFrame:
-        return frame.filter(pl.col("ts") + H <= until)
-
-    def ohlcv(self, symbol: str, timeframe: str, since: datetime, until: datetime) -> pl.DataFrame:
-        until = min(until, self.clock.now())
-        return self._closed(self.frames[symbol], until).filter(pl.col("ts") >= since)
-
-    def close(self) -> None:
-        """Nothing to release."""
+    frames = {
+        BTC.symbol: hourly_candles([60_000.0] * HISTORY + BTC_PATH, WICK, START),
+        ETH.symbol: hourly_candles([3_000.0] * (HISTORY + len(BTC_PATH)), 1.0, START),
+    }
+    return CandleFeed([BTC, ETH], frames, START + HISTORY * H, name="scripted", half_spread=0.5)
 
 
 def serve(feed, **faults_kw) -> RunningSim:
@@ -117,7 +78,7 @@ def venue_on(sim: RunningSim, *, secret: str = SECRET, timeout_ms: int = 3_000) 
 
 @pytest.fixture
 def sim() -> Iterator[RunningSim]:
-    with serve(ScriptedFeed()) as running:
+    with serve(scripted_feed()) as running:
         yield running
 
 
@@ -383,7 +344,7 @@ def test_positions_balance_and_fills_after_fills(venue, sim):
 
 
 def test_fills_and_the_lookup_page_back_past_krakens_100_fill_page():
-    with serve(ScriptedFeed(), rate_budget=None) as sim:
+    with serve(scripted_feed(), rate_budget=None) as sim:
         venue = venue_on(sim)
         first_hour = sim.now()
         for i in range(60):
@@ -543,7 +504,7 @@ def test_a_wrong_secret_and_a_rejection_are_not_retryable(sim):
 
 
 def test_two_hundred_limit_orders_are_each_acknowledged_once():
-    with serve(ScriptedFeed(), rate_budget=None) as sim:
+    with serve(scripted_feed(), rate_budget=None) as sim:
         venue = venue_on(sim)
         venue.open_orders()  # markets loaded outside the timing
         started = time.perf_counter()

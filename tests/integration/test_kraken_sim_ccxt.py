@@ -7,11 +7,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import ccxt
-import polars as pl
 import pytest
 
-from core.market import MarketInfo, Ticker
-from venues.base import SimulatedClock
+from core.market import MarketInfo
+from tests.support.feeds import CandleFeed, hourly_candles
 from venues.kraken_sim import FaultKind, Faults, RunningSim, point_ccxt_at, start_in_thread
 from venues.paper import PaperConfig
 
@@ -28,60 +27,22 @@ ETH = MarketInfo("ETH/USD:USD", "ETHUSD", "ETH", "USD", 1.0, 0.05, 0.001, 0.001,
 BTC_FUTURE = [60_000.0, 59_000.0, 57_000.0, 58_000.0, 61_000.0, 63_000.0, 60_000.0, 55_000.0]
 
 
-def candles(closes: list[float], wick: float) -> pl.DataFrame:
-    opens = [closes[0], *closes[:-1]]
-    return pl.DataFrame(
-        {
-            "ts": [START + i * H for i in range(len(closes))],
-            "open": opens,
-            "high": [max(o, c) + wick for o, c in zip(opens, closes, strict=True)],
-            "low": [min(o, c) - wick for o, c in zip(opens, closes, strict=True)],
-            "close": closes,
-            "volume": [5.0 + i % 7 for i in range(len(closes))],
-        }
-    ).with_columns(pl.col("ts").dt.cast_time_unit("us"))
-
-
-class FakeFeed:
+def fake_feed() -> CandleFeed:
     """A MarketDataVenue: two markets, 2600 bars of history, then a scripted BTC path."""
-
-    name = "fake"
-
-    def __init__(self) -> None:
-        history = [60_000.0 + (i % 20) * 10.0 for i in range(HISTORY - 1)] + [60_000.0]
-        self.frames = {
-            BTC.symbol: candles(history + BTC_FUTURE, wick=5.0),
-            ETH.symbol: candles([3_000.0 + (i % 10) for i in range(HISTORY + 50)], wick=1.0),
-        }
-        self.clock = SimulatedClock(START + HISTORY * H, H)
-
-    def markets(self) -> list[MarketInfo]:
-        return [BTC, ETH]
-
-    def tickers(self) -> dict[str, Ticker]:
-        out = {}
-        for symbol, frame in self.frames.items():
-            last = float(self.closed(frame, self.clock.now())["close"][-1])
-            out[symbol] = Ticker(symbol, last, last - 0.5, last + 0.5, 1e9)
-        return out
-
-    @staticmethod
-    def closed(frame: pl.DataFrame, until: datetime) -> pl.DataFrame:
-        return frame.filter(pl.col("ts") + H <= until)
-
-    def ohlcv(self, symbol: str, timeframe: str, since: datetime, until: datetime) -> pl.DataFrame:
-        until = min(until, self.clock.now())
-        return self.closed(self.frames[symbol], until).filter(pl.col("ts") >= since)
-
-    def close(self) -> None:
-        """Nothing to release."""
+    history = [60_000.0 + (i % 20) * 10.0 for i in range(HISTORY - 1)] + [60_000.0]
+    btc, eth = history + BTC_FUTURE, [3_000.0 + (i % 10) for i in range(HISTORY + 50)]
+    frames = {
+        BTC.symbol: hourly_candles(btc, 5.0, START, [5.0 + i % 7 for i in range(len(btc))]),
+        ETH.symbol: hourly_candles(eth, 1.0, START, [5.0 + i % 7 for i in range(len(eth))]),
+    }
+    return CandleFeed([BTC, ETH], frames, START + HISTORY * H, name="fake", half_spread=0.5)
 
 
 @pytest.fixture
 def sim() -> Iterator[RunningSim]:
     faults = Faults(timeout_s=0.8)
     paper = PaperConfig(initial_cash=100_000.0)
-    with start_in_thread(FakeFeed(), KEY, SECRET, faults=faults, paper=paper) as running:
+    with start_in_thread(fake_feed(), KEY, SECRET, faults=faults, paper=paper) as running:
         yield running
 
 

@@ -17,14 +17,14 @@ import polars as pl
 import pytest
 
 from core.cycle import CycleContext
-from core.market import MarketInfo, Ticker
+from core.market import MarketInfo
 from core.orders import Order, OrderStatus, OrderType
 from core.positions import Position, PositionState
 from schemas.execution import ExecutionConfig
 from store import execution as ex
 from store.db import open_store
 from tasks.execution import execute, reconcile_stage
-from venues.base import SimulatedClock
+from tests.support.feeds import CandleFeed, hourly_candles
 from venues.kraken import make_client
 from venues.kraken_orders import KrakenOrderVenue
 from venues.kraken_sim import FaultKind, Faults, RunningSim, start_in_thread
@@ -55,47 +55,12 @@ INTENT = {
 MAX_CYCLES = len(BTC_PATH)
 
 
-def candles(closes: list[float], wick: float) -> pl.DataFrame:
-    opens = [closes[0], *closes[:-1]]
-    return pl.DataFrame(
-        {
-            "ts": [START + i * H for i in range(len(closes))],
-            "open": opens,
-            "high": [max(o, c) + wick for o, c in zip(opens, closes, strict=True)],
-            "low": [min(o, c) - wick for o, c in zip(opens, closes, strict=True)],
-            "close": closes,
-            "volume": [10.0] * len(closes),
-        }
-    ).with_columns(pl.col("ts").dt.cast_time_unit("us"))
-
-
-class ScriptedFeed:
-    name = "lifecycle"
-
-    def __init__(self) -> None:
-        self.frames = {
-            BTC.symbol: candles([60_000.0] * HISTORY + BTC_PATH, WICK),
-            ETH.symbol: candles([3_000.0] * (HISTORY + len(BTC_PATH)), 1.0),
-        }
-        self.clock = SimulatedClock(START + HISTORY * H, H)
-
-    def markets(self) -> list[MarketInfo]:
-        return [BTC, ETH]
-
-    def tickers(self) -> dict[str, Ticker]:
-        out = {}
-        for symbol, frame in self.frames.items():
-            last = float(frame.filter(pl.col("ts") + H <= self.clock.now())["close"][-1])
-            out[symbol] = Ticker(symbol, last, last - 0.5, last + 0.5, 1e9)
-        return out
-
-    def ohlcv(self, symbol: str, timeframe: str, since: datetime, until: datetime) -> pl.DataFrame:
-        until = min(until, self.clock.now())
-        frame = self.frames[symbol]
-        return frame.filter((pl.col("ts") + H <= until) & (pl.col("ts") >= since))
-
-    def close(self) -> None:
-        """Nothing to release."""
+def scripted_feed() -> CandleFeed:
+    frames = {
+        BTC.symbol: hourly_candles([60_000.0] * HISTORY + BTC_PATH, WICK, START),
+        ETH.symbol: hourly_candles([3_000.0] * (HISTORY + len(BTC_PATH)), 1.0, START),
+    }
+    return CandleFeed([BTC, ETH], frames, START + HISTORY * H, name="lifecycle", half_spread=0.5)
 
 
 MARKETS = pl.DataFrame(
@@ -113,7 +78,7 @@ MARKETS = pl.DataFrame(
 def sim() -> Iterator[RunningSim]:
     faults = Faults(rate_budget=None)
     with start_in_thread(
-        ScriptedFeed(), KEY, SECRET, faults=faults, paper=PaperConfig(initial_cash=100_000.0)
+        scripted_feed(), KEY, SECRET, faults=faults, paper=PaperConfig(initial_cash=100_000.0)
     ) as running:
         yield running
 

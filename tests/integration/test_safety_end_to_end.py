@@ -28,7 +28,7 @@ import pytest
 
 from core.cycle import CycleContext
 from core.invariants import AccountSnapshot, InvariantName, PositionExposure
-from core.market import MarketInfo, Ticker
+from core.market import MarketInfo
 from core.orders import Order, OrderRequest, OrderSide, OrderStatus, OrderType, PositionReport
 from core.risk import AccountState
 from core.system_state import SystemState
@@ -39,6 +39,7 @@ from tasks.allocation import allocate, open_positions
 from tasks.execution import execute, make_order_venue, reconcile_stage, run_kill_switch
 from tasks.markets import discover
 from tasks.safety import evaluate, halt
+from tests.support.feeds import CandleFeed, hourly_candles
 from trader.cli import main
 from trader.settings import load_config
 from venues.base import SimulatedClock
@@ -54,50 +55,17 @@ START = datetime(2025, 3, 1, tzinfo=UTC)
 HISTORY = 30
 
 
-def _candles(close: float, bars: int) -> pl.DataFrame:
-    """Flat hourly candles: nothing triggers a stop or a take-profit."""
-    return pl.DataFrame(
-        {
-            "ts": [START + i * H for i in range(bars)],
-            "open": [close] * bars,
-            "high": [close * 1.0001] * bars,
-            "low": [close * 0.9999] * bars,
-            "close": [close] * bars,
-            "volume": [1e6] * bars,
-        }
-    ).with_columns(pl.col("ts").dt.cast_time_unit("us"))
-
-
-class FlatFeed:
+def flat_feed(name: str, markets: list[MarketInfo], prices: dict[str, float]) -> CandleFeed:
     """A MarketDataVenue over flat prices; the clock starts after HISTORY closed bars."""
-
-    def __init__(self, name: str, markets: list[MarketInfo], prices: dict[str, float]) -> None:
-        self.name = name
-        self._markets = markets
-        self.frames = {s: _candles(p, HISTORY + 12) for s, p in prices.items()}
-        self.clock = SimulatedClock(START + HISTORY * H, H)
-
-    def markets(self) -> list[MarketInfo]:
-        return list(self._markets)
-
-    def _last(self, symbol: str) -> float:
-        closed = self.frames[symbol].filter(pl.col("ts") + H <= self.clock.now())
-        return float(closed["close"][-1])
-
-    def tickers(self) -> dict[str, Ticker]:
-        out = {}
-        for m in self._markets:
-            last = self._last(m.symbol)
-            out[m.symbol] = Ticker(m.symbol, last, last - m.tick_size, last + m.tick_size, 1e9)
-        return out
-
-    def ohlcv(self, symbol: str, timeframe: str, since: datetime, until: datetime) -> pl.DataFrame:
-        until = min(until, self.clock.now())
-        frame = self.frames[symbol]
-        return frame.filter((pl.col("ts") + H <= until) & (pl.col("ts") >= since))
-
-    def close(self) -> None:
-        """Nothing to release."""
+    bars = HISTORY + 12
+    frames = {
+        # high/low as close * 1.0001 / 0.9999 exactly (close ± close * 1e-4 can differ by an ulp)
+        s: hourly_candles([p] * bars, 0.0, START, 1e6).with_columns(
+            high=pl.col("close") * 1.0001, low=pl.col("close") * 0.9999
+        )
+        for s, p in prices.items()
+    }
+    return CandleFeed(markets, frames, START + HISTORY * H, name=name, half_spread="tick")
 
 
 def _signal(symbol: str, ts: datetime, entry: float, score: float) -> dict[str, Any]:
@@ -253,7 +221,7 @@ def full_auction(tmp_path_factory: pytest.TempPathFactory) -> FullAuction:
     config = load_config(CONFIGS)
     db = tmp_path_factory.mktemp("full-auction") / "trading.duckdb"
     prices = {m.symbol: 100.0 + i for i, m in enumerate(BUDGET_MARKETS)}
-    feed = FlatFeed("full-auction", BUDGET_MARKETS, prices)
+    feed = flat_feed("full-auction", BUDGET_MARKETS, prices)
     now = feed.clock.now()
     ctx = _ctx(1, feed.name, now, db)
     orders = make_order_venue(config, feed, db, Secrets(), live=False)  # the paper account
@@ -431,7 +399,7 @@ def _kraken(sim: Any, clock: SimulatedClock) -> KrakenOrderVenue:
 def kill_switch_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KillSwitchRun]:
     config = load_config(CONFIGS)
     db = tmp_path_factory.mktemp("kill-switch") / "trading.duckdb"
-    feed = FlatFeed("kill-switch", [BTC, ETH, SOL], SIM_PRICES)
+    feed = flat_feed("kill-switch", [BTC, ETH, SOL], SIM_PRICES)
     paper = PaperConfig(initial_cash=100_000.0)
     with start_in_thread(feed, KEY, SECRET, paper=paper) as sim:
         venue = _kraken(sim, feed.clock)
