@@ -7,6 +7,7 @@ Orders arrive on this port in a later step (execution).
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
@@ -100,3 +101,22 @@ def closed_between(
     start = int(ts.search_sorted(since, side="left"))
     stop = int(ts.search_sorted(until - step, side="right"))
     return frame.slice(start, max(0, stop - start))
+
+
+def assumed_market(base: str, venue_symbol: str, price: float, max_leverage: float) -> MarketInfo:
+    """A USD-settled perpetual for venues whose data carries no contract specification (sim,
+    replay): contract size 1, tick = five significant digits of `price`, a lot worth about a
+    dollar or less."""
+    tick = float(10.0 ** (math.floor(math.log10(price)) - 4))
+    lot = float(10.0 ** min(0, math.floor(math.log10(1.0 / price))))
+    return MarketInfo(
+        symbol=f"{base}/USD:USD",
+        venue_symbol=venue_symbol,
+        base=base,
+        settle="USD",
+        contract_size=1.0,
+        tick_size=tick,
+        lot_size=lot,
+        min_size=lot,
+        max_leverage=max_leverage,
+    )

@@ -106,16 +106,10 @@ def _max_leverage(info: dict[str, Any]) -> float:
     return 1.0 / initial if initial > 0 else 1.0
 
 
-class KrakenVenue:
-    """Kraken Futures perpetuals through unmodified ccxt."""
+class KrakenClient:
+    """What every Kraken adapter shares: one ccxt client, errors translated on the way out."""
 
-    name = "kraken"
-
-    def __init__(self, exchange: ccxt.krakenfutures, clock: Clock | None = None) -> None:
-        self.exchange = exchange
-        # The wall clock live; a simulator replaying stored data passes the feed's clock.
-        self.clock = clock or WallClock()
-        self._loaded = False
+    exchange: ccxt.krakenfutures
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         try:
@@ -124,9 +118,19 @@ class KrakenVenue:
             raise translate(exc, what) from exc
 
     def _ensure_markets(self) -> None:
-        if not self._loaded:
+        if not self.exchange.markets:  # ccxt caches them once loaded
             self._call("load_markets", self.exchange.load_markets)
-            self._loaded = True
+
+
+class KrakenVenue(KrakenClient):
+    """Kraken Futures perpetuals through unmodified ccxt."""
+
+    name = "kraken"
+
+    def __init__(self, exchange: ccxt.krakenfutures, clock: Clock | None = None) -> None:
+        self.exchange = exchange
+        # The wall clock live; a simulator replaying stored data passes the feed's clock.
+        self.clock = clock or WallClock()
 
     def markets(self) -> list[MarketInfo]:
         """Linear perpetuals (PF_*) that are tradeable; inverse and dated futures are skipped."""

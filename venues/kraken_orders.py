@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -35,7 +35,7 @@ from core.orders import (
     PositionSide,
 )
 from venues.base import Clock
-from venues.kraken import translate
+from venues.kraken import KrakenClient, translate
 
 log = logging.getLogger("smc_trader.kraken")
 
@@ -333,7 +333,7 @@ def submitted_status(request: OrderRequest, ccxt_status: str | None, filled: flo
 # -- the venue --------------------------------------------------------------------------------
 
 
-class KrakenOrderVenue:
+class KrakenOrderVenue(KrakenClient):
     """Implements core.orders.OrderVenue on Kraken Futures (live, demo or the simulator)."""
 
     name = "kraken"
@@ -352,20 +352,8 @@ class KrakenOrderVenue:
         self.clock = clock
         self.fill_lookup_pages = fill_lookup_pages
         self.max_fill_pages = max_fill_pages
-        self._loaded = False
 
     # -- plumbing ---------------------------------------------------------------------------
-
-    def _call(self, what: str, fn: Callable[[], T]) -> T:
-        try:
-            return fn()
-        except ccxt.BaseError as exc:
-            raise translate(exc, what) from exc
-
-    def _ensure_markets(self) -> None:
-        if not self._loaded:
-            self._call("load_markets", self.exchange.load_markets)
-            self._loaded = True
 
     def _symbol(self, kraken_id: object) -> str:
         """The unified symbol of a Kraken id (some answers spell it in lower case)."""

@@ -28,10 +28,11 @@ from venues.base import (
     MarketInfo,
     SimulatedClock,
     Ticker,
+    assumed_market,
     closed_between,
     empty_ohlcv,
 )
-from venues.sim import _lot_for, _tick_for, resample
+from venues.sim import resample
 
 STEP = timedelta(hours=1)
 DEFAULT_WARMUP = timedelta(days=250)  # the daily 200 EMA needs 200 closed days first
@@ -111,17 +112,7 @@ class ReplayVenue:
     @staticmethod
     def _market_info(base: str, hourly: pl.DataFrame) -> MarketInfo:
         price = float(hourly["close"][0])
-        return MarketInfo(
-            symbol=f"{base}/USD:USD",
-            venue_symbol=f"{base}USDT",
-            base=base,
-            settle="USD",
-            contract_size=1.0,
-            tick_size=_tick_for(price),
-            lot_size=_lot_for(price),
-            min_size=_lot_for(price),
-            max_leverage=50.0 if base in MAJORS else 20.0,
-        )
+        return assumed_market(base, f"{base}USDT", price, 50.0 if base in MAJORS else 20.0)
 
     def _check_not_exhausted(self) -> None:
         if self.clock.now() > self.end:

@@ -23,7 +23,14 @@ import polars as pl
 
 from core.errors import DataError, VenueError
 from schemas.config import TIMEFRAME_SECONDS
-from venues.base import MarketInfo, SimulatedClock, Ticker, closed_between, empty_ohlcv
+from venues.base import (
+    MarketInfo,
+    SimulatedClock,
+    Ticker,
+    assumed_market,
+    closed_between,
+    empty_ohlcv,
+)
 
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 WARMUP_DAYS = 420
@@ -101,16 +108,6 @@ class SimMarket:
     hourly_vol: float
 
 
-def _tick_for(price: float) -> float:
-    """Five significant digits, like most venues' tick tables."""
-    return float(10.0 ** (np.floor(np.log10(price)) - 4))
-
-
-def _lot_for(price: float) -> float:
-    """A lot worth roughly one dollar or less."""
-    return float(10.0 ** min(0.0, np.floor(np.log10(1.0 / price))))
-
-
 def _spread_bps(log_volume_usd: float, rng: np.random.Generator) -> float:
     # Thin books are wide: about 1 bp at $10B a day, tens of bps below $1M.
     return float(np.clip(3e4 / np.sqrt(10**log_volume_usd), 0.5, 80.0) * rng.uniform(0.8, 1.3))
@@ -127,17 +124,7 @@ def build_markets(seed: int, count: int) -> list[SimMarket]:
         else:
             price = float(10 ** rng.uniform(-4.5, 3.0))
             log_vol = float(rng.uniform(5.0, 8.6))  # $100k .. $400M a day
-        info = MarketInfo(
-            symbol=f"{base}/USD:USD",
-            venue_symbol=f"PF_{base}USD",
-            base=base,
-            settle="USD",
-            contract_size=1.0,
-            tick_size=_tick_for(price),
-            lot_size=_lot_for(price),
-            min_size=_lot_for(price),
-            max_leverage=50.0 if i < len(_MAJORS) else 20.0,
-        )
+        info = assumed_market(base, f"PF_{base}USD", price, 50.0 if i < len(_MAJORS) else 20.0)
         markets.append(
             SimMarket(
                 info=info,

@@ -35,7 +35,6 @@ at a time.
 
 from __future__ import annotations
 
-import base64
 import importlib
 import json
 import logging
@@ -49,18 +48,18 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
 
-from core.market import MarketInfo
 from core.orders import Fill, Order, OrderType, PositionReport
 from core.positions import Position
 from store import execution as ex
 from store.db import open_store
+from tests.faults.conftest import BTC, CASH, ETH, HISTORY, KEY, MARKETS, SECRET, START, H
 from tests.support.feeds import CandleFeed, hourly_candles
 from venues.base import SimulatedClock
 from venues.kraken_sim import Faults, RunningSim, start_in_thread
@@ -68,15 +67,6 @@ from venues.paper import PaperConfig
 
 log = logging.getLogger(__name__)
 
-KEY = "crash-key"
-SECRET = base64.b64encode(b"crash consistency secret shared by the simulator and the bot").decode()
-START = datetime(2025, 3, 1, tzinfo=UTC)
-H = timedelta(hours=1)
-HISTORY = 24
-CASH = 100_000.0
-BTC = MarketInfo("BTC/USD:USD", "BTCUSD", "BTC", "USD", 1.0, 0.5, 0.0001, 0.0001, 50.0)
-ETH = MarketInfo("ETH/USD:USD", "ETHUSD", "ETH", "USD", 1.0, 0.05, 0.001, 0.001, 20.0)
-MARKETS = (BTC, ETH)
 LOTS = {m.symbol: m.lot_size for m in MARKETS}
 # bar 1 after the start: BTC trades up through TP1 (62k) and nowhere near its stops
 FUTURE = {BTC.symbol: [62_500.0, 62_500.0], ETH.symbol: [3_000.0, 3_000.0]}
