@@ -141,11 +141,17 @@ class Cancel:
 
 @dataclass(frozen=True, slots=True)
 class Flatten:
-    """Close whatever the venue holds on `symbol` with a reduce-only market order. No side."""
+    """Close whatever the venue holds on `symbol` with a reduce-only market order. No side.
+
+    `client_id` comes from `client_id_for` (the position's, or the gateway derives one
+    for a flatten that belongs to no record); `position_id` names the record it closes.
+    """
 
     action_type: ClassVar[ActionType] = ActionType.FLATTEN
     symbol: str
     reason: str
+    client_id: str | None = None
+    position_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,7 @@ class InvariantName(StrEnum):
     LARGEST_POSITION = "largest_position_pct_equity"
     DRAWDOWN = "equity_drawdown"
     CONCURRENT_POSITIONS = "concurrent_positions"
+    UNPROTECTED = "unprotected_cycles"  # most cycle ends in a row a position had no stop
 
 
 class Bound(StrEnum):
@@ -93,6 +94,10 @@ RULES: dict[InvariantName, tuple[Rule, ...]] = {
     InvariantName.LARGEST_POSITION: (
         Rule(Verdict.WARN, "max_single_position_pct_equity", Bound.ABOVE),
     ),
+    InvariantName.UNPROTECTED: (
+        Rule(Verdict.HALT, "max_unprotected_cycles", Bound.AT_OR_ABOVE),
+        Rule(Verdict.DEGRADED, "degraded_unprotected_cycles", Bound.AT_OR_ABOVE),
+    ),
 }
 
 _EQUITY_FLOOR = 0.0  # not a tunable: no ratio means anything once equity is gone
@@ -117,6 +122,7 @@ class AccountSnapshot:
     equity_high_water: float  # persisted by the caller; 0.0 before the first cycle
     positions: tuple[PositionExposure, ...]
     ts: datetime
+    unprotected_cycles: int = 0  # the longest run of cycle ends an open position had no stop
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "positions", tuple(self.positions))
@@ -218,6 +224,7 @@ def check_invariants(account: AccountSnapshot, safety: SafetyConfig) -> Invarian
     checks.append(
         _check(InvariantName.CONCURRENT_POSITIONS, Fraction(len(account.positions)), safety)
     )
+    checks.append(_check(InvariantName.UNPROTECTED, Fraction(account.unprotected_cycles), safety))
     return InvariantReport(
         ts=account.ts,
         checks=tuple(checks),
@@ -264,7 +271,7 @@ def _exact(x: float) -> Fraction:
 
 def format_value(name: InvariantName, value: float) -> str:
     """Counts as integers, equity in currency units, ratios with four decimals."""
-    if name is InvariantName.CONCURRENT_POSITIONS:
+    if name in (InvariantName.CONCURRENT_POSITIONS, InvariantName.UNPROTECTED):
         return str(int(value))
     if name is InvariantName.EQUITY:
         return f"{value:.2f}"

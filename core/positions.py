@@ -6,11 +6,18 @@ raises `InvalidTransition` when the table has no row for it; a handler then
 computes the new position and its actions, and a result outside the row's
 allowed states is refused too. Nothing here talks to a venue or a database.
 
-Sizes are contracts; "flat" means less than half a lot remains. Entry fills are
-cumulative (the venue's filled quantity so far), so a repeated fill event is
-harmless. Stop and TP client ids are derived from (position, action, level,
-attempt): re-emitting the same attempt is recognised by the gateway, and a
-rejection or loss moves to the next attempt so a fresh id is used.
+Sizes are contracts; "flat" means less than half a lot remains. Fills are
+cumulative per venue order (core/position_events.py), so a repeated or late
+report is harmless and no fill is counted twice. The venue's size is the truth:
+a reconciled size (`SizeCorrected`) replaces the record's, and the fills it
+already contains are not applied again. Stop and TP client ids are derived
+from (position, action, level, attempt): re-emitting the same attempt is
+recognised by the gateway, and a rejection or loss moves to the next attempt
+so a fresh id is used.
+
+What the position owns at the venue (its stop, its TP ladder, an unfinished
+entry) is cancelled whenever the record closes, however it closes; the TP
+ladder always covers what is held, never more.
 """
 
 from __future__ import annotations
@@ -20,7 +27,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar
 
 from core.actions import (
     TP_LEVELS,
@@ -38,6 +44,28 @@ from core.actions import (
 )
 from core.errors import TraderError
 from core.orders import OrderType, PositionSide
+from core.position_events import (
+    EVENT_TYPES,
+    CloseRequested,
+    EntryCancelled,
+    EntryFilled,
+    EntryPartiallyFilled,
+    EntryRejected,
+    FlattenFilled,
+    PositionEvent,
+    PositionGone,
+    SizeCorrected,
+    StopCancelled,
+    StopFilled,
+    StopMissing,
+    StopMoved,
+    StopPlaced,
+    StopRejected,
+    TpCancelled,
+    TpFilled,
+    TpPlaced,
+    TpRejected,
+)
 from core.precision import floor_to_step, round_away, round_to_step
 
 log = logging.getLogger("smc_trader.positions")
@@ -80,198 +108,6 @@ class EventForOtherPosition(PositionError):
     """The event names a different position than the one it was applied to."""
 
 
-# --- events -----------------------------------------------------------------------------
-
-
-class _Event:
-    """Refuses a non-positive size or price on the fields the event lists in `_positive`."""
-
-    __slots__ = ()
-    _positive: ClassVar[tuple[str, ...]] = ()
-
-    def __post_init__(self) -> None:
-        for name in self._positive:
-            value = getattr(self, name)
-            if not value > 0:
-                raise ValueError(f"{type(self).__name__}: {name} must be positive, got {value}")
-
-
-@dataclass(frozen=True, slots=True)
-class EntryPartiallyFilled(_Event):
-    _positive: ClassVar[tuple[str, ...]] = ("filled_size", "avg_price")
-    position_id: str
-    filled_size: float  # cumulative entry fill so far
-    avg_price: float
-
-
-@dataclass(frozen=True, slots=True)
-class EntryFilled(_Event):
-    _positive: ClassVar[tuple[str, ...]] = ("filled_size", "avg_price")
-    position_id: str
-    filled_size: float  # cumulative, final: the entry order is done
-    avg_price: float
-
-
-@dataclass(frozen=True, slots=True)
-class EntryRejected(_Event):
-    position_id: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class EntryCancelled(_Event):
-    position_id: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class StopPlaced(_Event):
-    _positive: ClassVar[tuple[str, ...]] = ("trigger_price", "size")
-    position_id: str
-    venue_order_id: str
-    trigger_price: float
-    size: float
-
-
-@dataclass(frozen=True, slots=True)
-class StopMoved(_Event):
-    _positive: ClassVar[tuple[str, ...]] = ("trigger_price", "size")
-    position_id: str
-    venue_order_id: str  # the replacement stop
-    trigger_price: float
-    size: float
-
-
-@dataclass(frozen=True, slots=True)
-class StopRejected(_Event):
-    position_id: str
-    client_id: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class StopCancelled(_Event):
-    position_id: str
-    venue_order_id: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class StopMissing(_Event):
-    """Reconciliation found the position at the venue without its stop."""
-
-    position_id: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class StopFilled(_Event):
-    """The stop order is done; `filled_size` is what it closed (less than all if undersized)."""
-
-    _positive: ClassVar[tuple[str, ...]] = ("filled_size", "price")
-    position_id: str
-    filled_size: float
-    price: float
-
-
-@dataclass(frozen=True, slots=True)
-class TpPlaced(_Event):
-    _positive: ClassVar[tuple[str, ...]] = ("trigger_price", "size")
-    position_id: str
-    level: int
-    venue_order_id: str
-    trigger_price: float
-    size: float
-
-
-@dataclass(frozen=True, slots=True)
-class TpRejected(_Event):
-    position_id: str
-    level: int
-    client_id: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class TpCancelled(_Event):
-    position_id: str
-    level: int
-    venue_order_id: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class TpFilled(_Event):
-    _positive: ClassVar[tuple[str, ...]] = ("filled_size", "price")
-    position_id: str
-    level: int
-    filled_size: float
-    price: float
-
-
-@dataclass(frozen=True, slots=True)
-class CloseRequested(_Event):
-    """A deliberate decision to close a known position (operator, kill switch, strategy)."""
-
-    position_id: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class FlattenFilled(_Event):
-    _positive: ClassVar[tuple[str, ...]] = ("filled_size", "price")
-    position_id: str
-    filled_size: float
-    price: float
-
-
-@dataclass(frozen=True, slots=True)
-class PositionGone(_Event):
-    """The venue no longer holds the position (confirmed by a second check)."""
-
-    position_id: str
-    reason: str
-
-
-PositionEvent = (
-    EntryPartiallyFilled
-    | EntryFilled
-    | EntryRejected
-    | EntryCancelled
-    | StopPlaced
-    | StopMoved
-    | StopRejected
-    | StopCancelled
-    | StopMissing
-    | StopFilled
-    | TpPlaced
-    | TpRejected
-    | TpCancelled
-    | TpFilled
-    | CloseRequested
-    | FlattenFilled
-    | PositionGone
-)
-EVENT_TYPES: tuple[type, ...] = (
-    EntryPartiallyFilled,
-    EntryFilled,
-    EntryRejected,
-    EntryCancelled,
-    StopPlaced,
-    StopMoved,
-    StopRejected,
-    StopCancelled,
-    StopMissing,
-    StopFilled,
-    TpPlaced,
-    TpRejected,
-    TpCancelled,
-    TpFilled,
-    CloseRequested,
-    FlattenFilled,
-    PositionGone,
-)
-
 # --- the transition table ---------------------------------------------------------------
 
 _P = PositionState.PENDING_ENTRY
@@ -309,7 +145,7 @@ TRANSITIONS: dict[tuple[PositionState, type], frozenset[PositionState]] = {
     (_R, StopMissing): frozenset({_U}),
     **_stay((_U, _C), StopMissing),
     (_U, StopFilled): frozenset({_X, _U}),
-    (_R, StopFilled): frozenset({_X, _U}),
+    (_R, StopFilled): frozenset({_X, _U, _R}),  # a partial fill leaves the stop working
     (_C, StopFilled): frozenset({_X, _C}),
     # take profit
     **_stay((_U, _R, _C, _X), TpPlaced),
@@ -318,6 +154,8 @@ TRANSITIONS: dict[tuple[PositionState, type], frozenset[PositionState]] = {
     (_U, TpFilled): frozenset({_X, _U}),
     (_R, TpFilled): frozenset({_X, _R}),
     (_C, TpFilled): frozenset({_X, _C}),
+    # the venue's truth
+    **_stay((_U, _R, _C), SizeCorrected),
     # closing
     (_U, CloseRequested): frozenset({_C}),
     (_R, CloseRequested): frozenset({_C}),
@@ -337,7 +175,7 @@ class TpSlot:
     level: int
     price: float | None  # planned trigger; None when the plan has no such level
     fraction: float  # share of the filled entry this level closes
-    size: float = 0.0  # contracts, fixed when the entry completes
+    size: float = 0.0  # contracts this level closes (re-sized when the position changes)
     order_id: str | None = None
     attempt: int = 0
     filled: bool = False
@@ -362,10 +200,18 @@ class Position:
     entry_filled: float = 0.0  # cumulative entry fill
     entry_complete: bool = False  # the entry order is done (filled, or rest cancelled)
     stop_order_id: str | None = None
-    stop_size: float = 0.0
+    stop_size: float = 0.0  # size of the working stop order when placed
     stop_attempt: int = 0
     imported: bool = False  # adopted from the venue (PHANTOM), not opened by us
     close_reason: str | None = None
+    # (venue order id, cumulative filled) of every exit order that has filled
+    exit_fills: tuple[tuple[str, float], ...] = ()
+    size_basis_ts: datetime | None = None  # the size was taken from the venue at this time
+    stop_rejections: int = 0  # consecutive refusals of this position's stop
+    stop_problem: str | None = None  # why the last stop was refused
+    unprotected_cycles: int = 0  # consecutive cycle ends without a working stop
+    flatten_attempt: int = 0
+    realised_pnl: float | None = None  # the venue's figure, when the exit was not seen in fills
 
     @property
     def tp_order_ids(self) -> dict[int, str | None]:
@@ -380,6 +226,11 @@ class Position:
         return self.state in OPEN_STATES
 
     @property
+    def is_protected(self) -> bool:
+        """Holding contracts with a stop confirmed working at the venue."""
+        return self.stop_order_id is not None and self.size >= self.lot_size / 2
+
+    @property
     def entry_client_id(self) -> str:
         return client_id_for(self.position_id, ActionType.PLACE_ENTRY)
 
@@ -388,10 +239,25 @@ class Position:
         """The client id of the current stop attempt."""
         return client_id_for(self.position_id, ActionType.PLACE_STOP, attempt=self.stop_attempt)
 
+    @property
+    def flatten_client_id(self) -> str:
+        return client_id_for(self.position_id, ActionType.FLATTEN, attempt=self.flatten_attempt)
+
     def tp_client_id(self, level: int) -> str:
         return client_id_for(
             self.position_id, ActionType.PLACE_TP, level=level, attempt=self.tps[level - 1].attempt
         )
+
+    def exit_filled(self, venue_order_id: str | None) -> float:
+        """What the exit order `venue_order_id` has filled so far, as this record counted it."""
+        return dict(self.exit_fills).get(venue_order_id or "", 0.0)
+
+    @property
+    def stop_remaining(self) -> float:
+        """Contracts the working stop can still close (its size less what it filled)."""
+        if self.stop_order_id is None:
+            return 0.0
+        return max(self.stop_size - self.exit_filled(self.stop_order_id), 0.0)
 
 
 def empty_tps() -> tuple[TpSlot, ...]:
@@ -473,6 +339,11 @@ def _flat(p: Position, size: float) -> bool:
     return size < p.lot_size / 2
 
 
+def _lots(p: Position, size: float) -> float:
+    """A size back on the lot grid (0.3 - 0.1 must be 0.2, not 0.19999999999999998)."""
+    return round_to_step(max(size, 0.0), p.lot_size)
+
+
 def _place_stop(p: Position) -> PlaceStop:
     return PlaceStop(
         position_id=p.position_id,
@@ -508,16 +379,35 @@ def _reprotect(p: Position, state: PositionState) -> tuple[Position, list[Action
     return nxt, [_place_stop(nxt)]
 
 
-def _close(p: Position, reason: str, *, stop_filled: bool = False) -> tuple[Position, list[Action]]:
-    """CLOSED, with every sibling exit and a still-working entry cancelled (no OCO on Kraken)."""
+def _with_exit_fill(p: Position, order: str, filled: float) -> Position:
+    fills = dict(p.exit_fills)
+    fills[order] = max(fills.get(order, 0.0), filled)
+    return replace(p, exit_fills=tuple(sorted(fills.items())))
+
+
+def _exit_delta(p: Position, order: str, filled: float, reflected: float) -> float:
+    """Contracts this report removes that the record's size does not yet reflect."""
+    counted = max(p.exit_filled(order), reflected)
+    return _lots(p, filled - counted) if filled > counted else 0.0
+
+
+def _owned_cancels(p: Position, reason: str, *, keep: str | None = None) -> list[Action]:
+    """Cancel every order the record owns at the venue (no OCO on Kraken), except `keep`."""
     cancels: list[Action] = []
-    if not stop_filled and p.stop_order_id is not None:
+    if p.stop_order_id is not None and p.stop_order_id != keep:
         cancels.append(_cancel(p, reason, venue_order_id=p.stop_order_id))
     for t in p.tps:
-        if t.order_id is not None and not t.filled:
+        if t.order_id is not None and not t.filled and t.order_id != keep:
             cancels.append(_cancel(p, reason, venue_order_id=t.order_id))
     if not p.entry_complete:
         cancels.append(_cancel(p, reason, client_id=p.entry_client_id))
+    return cancels
+
+
+def _close(p: Position, reason: str, *, done_order: str | None = None) -> Result:
+    """CLOSED, with every sibling exit and a still-working entry cancelled; `done_order`
+    is the exit order that finished the position (nothing left to cancel there)."""
+    cancels = _owned_cancels(p, reason, keep=done_order)
     closed = replace(p, state=PositionState.CLOSED, size=0.0, close_reason=reason)
     return closed, cancels
 
@@ -545,13 +435,11 @@ def tp_level_problem(
     return None
 
 
-def _ladder(p: Position) -> tuple[TpSlot, ...]:
-    """Fix each planned level's size: fractions of the held size, lots floored, last takes the rest.
-
-    Fractions are normalised over the planned levels so the ladder covers the
-    whole position: the last TP fill leaves it flat.
-    """
-    planned = [t for t in p.tps if t.price is not None]
+def _ladder_sizes(p: Position) -> dict[int, float]:
+    """Each open planned level's size: fractions of the held size, lots floored, the last
+    takes the rest; fractions are normalised over the levels not yet filled, so the ladder
+    covers exactly what is held (the last TP fill leaves the position flat)."""
+    planned = [t for t in p.tps if t.price is not None and not t.filled]
     total = sum(t.fraction for t in planned)
     sizes: dict[int, float] = {}
     cum_fraction, prev = 0.0, 0.0
@@ -561,10 +449,15 @@ def _ladder(p: Position) -> tuple[TpSlot, ...]:
         cum = p.size if last else floor_to_step(p.size * cum_fraction / total, p.lot_size)
         sizes[t.level] = max(round_to_step(cum - prev, p.lot_size), 0.0)
         prev = cum
-    return tuple(replace(t, size=sizes.get(t.level, 0.0)) for t in p.tps)
+    return sizes
 
 
-def _complete_entry(p: Position) -> tuple[Position, list[Action]]:
+def _ladder(p: Position) -> tuple[TpSlot, ...]:
+    sizes = _ladder_sizes(p)
+    return tuple(replace(t, size=sizes.get(t.level, t.size if t.filled else 0.0)) for t in p.tps)
+
+
+def _complete_entry(p: Position) -> Result:
     """Entry done: fix the TP ladder and place each level that is valid from the fill price."""
     done = replace(p, entry_complete=True, tps=_ladder(p))
     if done.state is PositionState.CLOSING or done.entry_price is None:
@@ -599,6 +492,37 @@ def _with_tp(p: Position, level: int, **changes: object) -> Position:
     return replace(p, tps=tps)
 
 
+def _rebalance(p: Position, why: str) -> Result:
+    """After the held size changed other than by a TP fill: the stop must cover it, and the
+    TP ladder is re-sized to it (a working level of the wrong size is replaced)."""
+    actions: list[Action] = []
+    nxt = p
+    if nxt.stop_order_id is not None and nxt.stop_remaining < nxt.size - nxt.lot_size / 2:
+        nxt, move = _replace_stop(nxt, nxt.stop_price)
+        actions.append(move)
+    if not nxt.entry_complete or nxt.state not in (_U, _R):
+        return nxt, actions
+    sizes = _ladder_sizes(nxt)
+    for t in nxt.tps:
+        if t.price is None or t.filled:
+            continue
+        target = sizes.get(t.level, 0.0)
+        if t.order_id is None:
+            nxt = _with_tp(nxt, t.level, size=target)
+            continue
+        working = t.size - nxt.exit_filled(t.order_id)
+        if abs(working - target) < nxt.lot_size / 2:
+            continue
+        log.info(
+            "%s TP%d re-sized %s -> %s (%s)", nxt.position_id, t.level, working, target, why
+        )
+        actions.append(_cancel(nxt, f"TP re-sized: {why}", venue_order_id=t.order_id))
+        nxt = _with_tp(nxt, t.level, order_id=None, attempt=t.attempt + 1, size=target)
+        if target > 0:
+            actions.append(_place_tp(nxt, nxt.tps[t.level - 1], target))
+    return nxt, actions
+
+
 # --- handlers: (position, event, break_even_after_tp1) -> (position, actions) -------------
 
 Result = tuple[Position, list[Action]]
@@ -608,14 +532,22 @@ def _on_entry_fill(p: Position, e: EntryPartiallyFilled | EntryFilled, _be: bool
     delta = e.filled_size - p.entry_filled
     nxt = p
     if delta > 0:  # cumulative fills: a repeated or stale report changes nothing
-        nxt = replace(p, size=p.size + delta, entry_filled=e.filled_size, entry_price=e.avg_price)
+        nxt = replace(
+            p,
+            size=_lots(p, p.size + delta),
+            entry_filled=e.filled_size,
+            entry_price=e.avg_price,
+        )
+    elif p.entry_price is None or e.filled_size >= p.entry_filled - p.lot_size / 2:
+        # the order's own fills now cover an estimate (a size recovered from the venue)
+        nxt = replace(p, entry_price=e.avg_price)
     actions: list[Action] = []
     if p.state is PositionState.PENDING_ENTRY:
         nxt = replace(nxt, state=PositionState.OPEN_UNPROTECTED)
         actions.append(_place_stop(nxt))
-    elif nxt is not p and p.state is PositionState.PROTECTED and p.stop_order_id is not None:
-        nxt, move = _replace_stop(nxt, nxt.stop_price)  # the stop must cover the added size
-        actions.append(move)
+    elif nxt.size != p.size:
+        nxt, more = _rebalance(nxt, "entry filled further")
+        actions += more
     if isinstance(e, EntryFilled) and not nxt.entry_complete:
         nxt, tp_actions = _complete_entry(nxt)
         actions.extend(tp_actions)
@@ -646,6 +578,8 @@ def _on_stop_placed(p: Position, e: StopPlaced, _be: bool) -> Result:
         stop_order_id=e.venue_order_id,
         stop_price=e.trigger_price,
         stop_size=e.size,
+        stop_rejections=0,
+        stop_problem=None,
     )
     if state is PositionState.PROTECTED and e.size < nxt.size - nxt.lot_size / 2:
         nxt, move = _replace_stop(nxt, nxt.stop_price)  # placed before the entry finished filling
@@ -656,7 +590,14 @@ def _on_stop_placed(p: Position, e: StopPlaced, _be: bool) -> Result:
 def _on_stop_moved(p: Position, e: StopMoved, _be: bool) -> Result:
     if p.state is PositionState.CLOSED:
         return p, [_cancel(p, "stop moved after close", venue_order_id=e.venue_order_id)]
-    nxt = replace(p, stop_order_id=e.venue_order_id, stop_price=e.trigger_price, stop_size=e.size)
+    nxt = replace(
+        p,
+        stop_order_id=e.venue_order_id,
+        stop_price=e.trigger_price,
+        stop_size=e.size,
+        stop_rejections=0,
+        stop_problem=None,
+    )
     return nxt, []
 
 
@@ -669,7 +610,15 @@ def _on_stop_rejected(p: Position, e: StopRejected, _be: bool) -> Result:
         return p, [NoAction(reason=reason, position_id=p.position_id, symbol=p.symbol)]
     if e.client_id != p.stop_client_id:
         return p, []  # an older attempt; the current one is still in flight
-    return _reprotect(p, p.state)
+    # No resend at the same price here: core/protection.py decides (re-price, close, or wait
+    # for the next cycle), so a refused stop is never repeated blindly.
+    nxt = replace(
+        p,
+        stop_attempt=p.stop_attempt + 1,
+        stop_rejections=p.stop_rejections + 1,
+        stop_problem=e.reason,
+    )
+    return nxt, []
 
 
 def _on_stop_cancelled(p: Position, e: StopCancelled, _be: bool) -> Result:
@@ -688,11 +637,19 @@ def _on_stop_missing(p: Position, _e: StopMissing, _be: bool) -> Result:
 
 
 def _on_stop_filled(p: Position, e: StopFilled, _be: bool) -> Result:
-    remaining = max(p.size - e.filled_size, 0.0)
-    if _flat(p, remaining):
-        return _close(p, "stop filled", stop_filled=True)
-    state = PositionState.CLOSING if p.state is PositionState.CLOSING else _U
-    return _reprotect(replace(p, size=remaining), state)
+    order = e.venue_order_id or p.stop_order_id or ""
+    delta = _exit_delta(p, order, e.filled_size, e.reflected)
+    nxt = replace(_with_exit_fill(p, order, e.filled_size), size=_lots(p, p.size - delta))
+    current = order == p.stop_order_id
+    if _flat(p, nxt.size):
+        return _close(nxt, "stop filled", done_order=order if e.done else None)
+    if delta <= 0 and not (current and e.done):
+        return nxt, []  # a repeated report, or one the record's size already reflects
+    if current and e.done:
+        state = PositionState.CLOSING if p.state is PositionState.CLOSING else _U
+        return _reprotect(nxt, state)  # an undersized stop is done: protect the rest
+    # The stop filled in part and keeps working (or an older stop filled): re-size the rest.
+    return _rebalance(nxt, "stop filled in part")
 
 
 def _on_tp_placed(p: Position, e: TpPlaced, _be: bool) -> Result:
@@ -721,15 +678,24 @@ def _on_tp_cancelled(p: Position, e: TpCancelled, _be: bool) -> Result:
 
 
 def _on_tp_filled(p: Position, e: TpFilled, break_even_after_tp1: bool) -> Result:
-    if p.tps[e.level - 1].filled:
-        return p, []  # a repeated fill report for a level already done
-    remaining = max(p.size - e.filled_size, 0.0)
-    nxt = replace(_with_tp(p, e.level, filled=True), size=remaining)
-    if _flat(p, remaining):
-        closed, cancels = _close(nxt, f"TP{e.level} filled")
-        return closed, cancels
+    slot = p.tps[e.level - 1]
+    order = e.venue_order_id or slot.order_id or f"tp{e.level}"
+    delta = _exit_delta(p, order, e.filled_size, e.reflected)
+    if delta <= 0 and (slot.filled or not e.done):
+        return _with_exit_fill(p, order, e.filled_size), []  # repeated or already reflected
+    nxt = replace(_with_exit_fill(p, order, e.filled_size), size=_lots(p, p.size - delta))
+    extra: list[Action] = []
+    if e.done:
+        if slot.order_id is not None and slot.order_id != order:
+            # an older order of this level finished it (a re-size's cancel came too late)
+            extra.append(_cancel(p, f"TP{e.level} already filled", venue_order_id=slot.order_id))
+        nxt = _with_tp(nxt, e.level, filled=True, order_id=e.venue_order_id or slot.order_id)
+    if _flat(p, nxt.size):
+        closed, cancels = _close(nxt, f"TP{e.level} filled", done_order=order if e.done else None)
+        return closed, [*extra, *cancels]
     if (
         break_even_after_tp1
+        and e.done
         and e.level == 1
         and nxt.state is PositionState.PROTECTED
         and nxt.entry_price is not None
@@ -737,30 +703,54 @@ def _on_tp_filled(p: Position, e: TpFilled, break_even_after_tp1: bool) -> Resul
         be = round_away(nxt.entry_price, nxt.tick_size, up=nxt.side is PositionSide.LONG)
         if _beyond(nxt.side, be, nxt.stop_price):  # only ever tighten the stop
             nxt, move = _replace_stop(nxt, be)
-            return nxt, [move]
-    return nxt, []
+            return nxt, [*extra, move]
+    return nxt, extra
+
+
+def _on_size_corrected(p: Position, e: SizeCorrected, _be: bool) -> Result:
+    size = _lots(p, e.venue_size)
+    nxt = replace(p, size=size, size_basis_ts=e.basis_ts)
+    if size == p.size:
+        return nxt, []
+    if not p.entry_complete and size >= p.requested_size - p.lot_size / 2:
+        nxt = replace(nxt, entry_filled=max(p.entry_filled, size))
+    return _rebalance(nxt, e.reason)
 
 
 def _on_close_requested(p: Position, e: CloseRequested, _be: bool) -> Result:
     actions: list[Action] = []
     if not p.entry_complete:
         actions.append(_cancel(p, e.reason, client_id=p.entry_client_id))
-    actions.append(Flatten(symbol=p.symbol, reason=e.reason))
+    actions.append(_flatten(p, e.reason))
     return replace(p, state=PositionState.CLOSING, close_reason=e.reason), actions
 
 
+def _flatten(p: Position, reason: str) -> Flatten:
+    return Flatten(
+        symbol=p.symbol, reason=reason, client_id=p.flatten_client_id, position_id=p.position_id
+    )
+
+
 def _on_flatten_filled(p: Position, e: FlattenFilled, _be: bool) -> Result:
-    remaining = max(p.size - e.filled_size, 0.0)
-    if _flat(p, remaining):
-        return _close(replace(p, size=remaining), p.close_reason or "flattened")
-    # Something was left (a late entry fill): flatten the rest of this known position.
-    return replace(p, size=remaining), [Flatten(symbol=p.symbol, reason=p.close_reason or "rest")]
+    order = e.venue_order_id or p.flatten_client_id
+    delta = _exit_delta(p, order, e.filled_size, e.reflected)
+    nxt = replace(_with_exit_fill(p, order, e.filled_size), size=_lots(p, p.size - delta))
+    if _flat(p, nxt.size):
+        return _close(nxt, p.close_reason or "flattened")
+    if not e.done or delta <= 0:
+        return nxt, []
+    # Something was left (a late entry fill): flatten the rest under the next attempt's id.
+    nxt = replace(nxt, flatten_attempt=p.flatten_attempt + 1)
+    return nxt, [_flatten(nxt, p.close_reason or "rest")]
 
 
 def _on_position_gone(p: Position, e: PositionGone, _be: bool) -> Result:
-    # Never an exchange action: only the record closes (SPEC §7, ORPHAN).
-    closed = replace(p, state=PositionState.CLOSED, size=0.0, close_reason=e.reason)
-    return closed, [CloseRecord(position_id=p.position_id, symbol=p.symbol, reason=e.reason)]
+    # No flatten, ever (SPEC §7, ORPHAN): the record closes, and the orders it owns at the
+    # venue (reduce-only exits left on a flat market) are cancelled with it.
+    closed, cancels = _close(p, e.reason)
+    closed = replace(closed, realised_pnl=e.realised_pnl)
+    record = CloseRecord(position_id=p.position_id, symbol=p.symbol, reason=e.reason)
+    return closed, [record, *cancels]
 
 
 _HANDLERS: dict[type, Callable[[Position, object, bool], Result]] = {
@@ -781,7 +771,9 @@ _HANDLERS: dict[type, Callable[[Position, object, bool], Result]] = {
     CloseRequested: _on_close_requested,
     FlattenFilled: _on_flatten_filled,
     PositionGone: _on_position_gone,
+    SizeCorrected: _on_size_corrected,
 }
+assert set(_HANDLERS) == set(EVENT_TYPES)
 
 
 def apply(
@@ -810,6 +802,15 @@ def apply(
     return new, actions
 
 
+def count_unprotected(position: Position) -> Position:
+    """At a cycle's end: one more cycle without a working stop, or back to zero."""
+    if position.is_open and not position.is_protected:
+        return replace(position, unprotected_cycles=position.unprotected_cycles + 1)
+    if position.unprotected_cycles:
+        return replace(position, unprotected_cycles=0)
+    return position
+
+
 # --- TP backfill ------------------------------------------------------------------------
 
 
@@ -826,7 +827,11 @@ def plan_tp_backfill(
     """
     if position.state not in (_U, _R) or not position.entry_complete:
         return [], []
-    working = sum(t.size for t in position.tps if t.order_id is not None and not t.filled)
+    working = sum(
+        t.size - position.exit_filled(t.order_id)
+        for t in position.tps
+        if t.order_id is not None and not t.filled
+    )
     room = floor_to_step(max(position.size - working, 0.0), position.lot_size)
     placed: list[PlaceTp] = []
     skipped: list[str] = []

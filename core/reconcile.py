@@ -7,17 +7,23 @@ over). The rules, each of which exists because of a real outage:
   protected: an existing reduce-only stop at the venue is adopted, otherwise a
   PLACE_STOP at a configured distance. Never closed.
 - ORPHAN (our open record, nothing at the venue): the first sighting only marks
-  it suspected; a second consecutive sighting closes the record. Never an
-  exchange action.
+  it suspected; a second consecutive sighting closes the record, and with it the
+  record's own exit orders. Never a flatten.
+- SIZE_MISMATCH (same side, another size): the venue's size is the truth; the
+  record takes it (logged), and its stop and TP ladder are re-sized to it.
 - A known position whose stop is not working at the venue gets its stop back
   (our own lost stop is adopted by client id; otherwise PLACE_STOP).
-- Anything else not understood (side or size mismatch, several records or
-  reports for one market, a foreign order) is logged `UNKNOWN ... deferred`
-  and left as it is.
+- An order carrying one of our client ids (the write-ahead log knows every one)
+  is always ours: one that no open record needs (an exit of a closed record, a
+  stop or TP of an earlier attempt beside the working one) is cancelled, so
+  nothing of ours stays working on a flat market.
+- Anything else not understood (a side mismatch, several records or reports for
+  one market, a foreign order) is logged `UNKNOWN ... deferred` and left as it is.
 
-Nothing here emits FLATTEN or CANCEL: the bot never destroys what it is
-unsure about. Corrections to known positions go through the position
-machine (`apply`), so their actions are the machine's own.
+Nothing here flattens, and the only cancels are of our own orders listed
+above: the bot never destroys what it is unsure about. Corrections to known
+positions go through the position machine (`apply`), so their actions are the
+machine's own.
 """
 
 from __future__ import annotations
@@ -28,20 +34,25 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from core.actions import Action, ActionType, ImportPosition, PlaceStop, client_id_for
+from core.actions import Action, ActionType, Cancel, ImportPosition, PlaceStop, client_id_for
 from core.orders import Order, OrderStatus, OrderType, PositionReport, PositionSide
+from core.position_events import (
+    EntryCancelled,
+    EntryFilled,
+    EntryPartiallyFilled,
+    PositionEvent,
+    PositionGone,
+    SizeCorrected,
+    StopMissing,
+    StopPlaced,
+    TpPlaced,
+)
 from core.positions import (
     OPEN_STATES,
     TERMINAL_STATES,
-    EntryFilled,
-    EntryPartiallyFilled,
     Position,
     PositionError,
-    PositionEvent,
-    PositionGone,
     PositionState,
-    StopMissing,
-    StopPlaced,
     apply,
     empty_tps,
 )
@@ -74,6 +85,15 @@ class ImportProtection:
             raise ValueError(f"stop_distance_pct must be in (0, 1), got {self.stop_distance_pct}")
         if not self.atr_multiple > 0:
             raise ValueError(f"atr_multiple must be positive, got {self.atr_multiple}")
+
+
+@dataclass(frozen=True, slots=True)
+class OrderOwner:
+    """Who sent the order carrying a client id of ours (from the write-ahead log)."""
+
+    position_id: str | None
+    recorded: bool  # a position record with this id exists
+    closed: bool  # that record is terminal
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +130,16 @@ class _Run:
     def log(self, line: str) -> None:
         self.logs.append(f"[{self.phase}] {line}")
 
+    def cancel(self, order: Order, position_id: str, why: str) -> None:
+        if any(
+            isinstance(a, Cancel) and a.venue_order_id == order.venue_order_id
+            for a in self.actions
+        ):
+            return
+        self.actions.append(
+            Cancel(position_id, order.symbol, why, venue_order_id=order.venue_order_id)
+        )
+
     def apply(self, p: Position, event: PositionEvent) -> None:
         try:
             new, actions = apply(p, event)
@@ -130,15 +160,18 @@ def reconcile(
     previously_missing: set[str] | frozenset[str],
     protection: ImportProtection,
     now: datetime,
+    owners: Mapping[str, OrderOwner] | None = None,
 ) -> ReconcileResult:
     """Compare the bot's positions with the venue's and return the corrections.
 
     `venue_open_orders` must be the venue's complete list of open orders.
     `previously_missing` holds the ids found missing by the previous call; at
     start-up it is ignored, because a record is closed only on two sightings
-    made with fresh eyes. `now` stamps imported positions. Refuses only a naive
-    `now`; whatever else it does not understand is logged and deferred. Never
-    emits FLATTEN or CANCEL.
+    made with fresh eyes. `now` stamps imported positions and is the time the
+    venue's sizes are taken at. `owners` maps every client id in the write-ahead
+    log to its owner. Refuses only a naive `now`; whatever else it does not
+    understand is logged and deferred. Never emits FLATTEN; cancels only orders
+    of ours that no open record needs.
     """
     if now.tzinfo is None:
         raise ValueError("reconcile needs a timezone-aware UTC `now`")
@@ -164,7 +197,8 @@ def reconcile(
             [v for v in venue_positions if v.symbol == symbol],
             [o for o in open_orders if o.symbol == symbol],
         )
-    _log_foreign_orders(run, known, open_orders)
+    _sweep_own_orders(run, owners or {}, open_orders, venue_positions)
+    _log_foreign_orders(run, known, open_orders, owners or {})
     return ReconcileResult(
         positions=tuple(run.positions.values()),
         events=tuple(run.events),
@@ -354,11 +388,31 @@ def _check_open(run: _Run, p: Position, report: PositionReport, orders: list[Ord
             f"{report.side}); deferred"
         )
         return
+    if not p.entry_complete and not any(o.client_id == p.entry_client_id for o in orders):
+        run.apply(p, EntryCancelled(p.position_id, "entry order no longer working"))
+        p = run.positions[p.position_id]
+    p = _adopt_own_tps(run, p, orders)
+    first_new = len(run.actions)
+    _check_stop(run, p, orders)
+    p = run.positions[p.position_id]
     if abs(report.size - p.size) >= p.lot_size / 2:
         run.log(
-            f"UNKNOWN {p.symbol} {p.position_id}: size mismatch (ours {p.size}, venue "
-            f"{report.size}); deferred"
+            f"SIZE_MISMATCH {p.symbol} {p.position_id}: record {p.size}, venue {report.size}; "
+            "resolved from the venue (stop and take-profits re-sized)"
         )
+        reason = f"venue holds {report.size}, record held {p.size}"
+        run.apply(p, SizeCorrected(p.position_id, report.size, run.now, reason))
+        size = run.positions[p.position_id].size
+        # a stop asked for above covers what the venue holds, not the record's old size
+        run.actions[first_new:] = [
+            replace(a, size=size)
+            if isinstance(a, PlaceStop) and a.position_id == p.position_id
+            else a
+            for a in run.actions[first_new:]
+        ]
+
+
+def _check_stop(run: _Run, p: Position, orders: list[Order]) -> None:
     if p.stop_order_id is not None and any(o.venue_order_id == p.stop_order_id for o in orders):
         return
     own = _own_stop(p, orders)
@@ -369,6 +423,21 @@ def _check_open(run: _Run, p: Position, report: PositionReport, orders: list[Ord
         return
     run.log(f"{p.symbol} {p.position_id}: no working stop at the venue; PLACE_STOP")
     run.apply(p, StopMissing(p.position_id, reason="no working stop at the venue"))
+
+
+def _adopt_own_tps(run: _Run, p: Position, orders: list[Order]) -> Position:
+    """A TP level with no recorded order whose current attempt works at the venue (its
+    acknowledgement was lost): the record takes it, so it is never placed twice."""
+    for t in p.tps:
+        if t.order_id is not None or t.filled or t.price is None:
+            continue
+        cid = p.tp_client_id(t.level)
+        own = next((o for o in orders if o.client_id == cid), None)
+        if own is not None:
+            trigger = own.trigger_price or t.price
+            run.apply(p, TpPlaced(p.position_id, t.level, own.venue_order_id, trigger, own.size))
+            p = run.positions[p.position_id]
+    return p
 
 
 def _stop_client_ids(p: Position) -> set[str]:
@@ -405,13 +474,63 @@ def _our_order_refs(known: Iterable[Position]) -> set[str]:
     return refs
 
 
-def _log_foreign_orders(run: _Run, known: list[Position], orders: list[Order]) -> None:
+def _current_client_ids(p: Position) -> set[str]:
+    """Client ids of the record's current attempts: an order under one is being settled
+    (its acknowledgement may be lost), never a stray."""
+    ids = {p.stop_client_id, p.entry_client_id, p.flatten_client_id}
+    ids.add(client_id_for(p.position_id, ActionType.MOVE_STOP, attempt=p.stop_attempt))
+    return ids | {p.tp_client_id(t.level) for t in p.tps}
+
+
+def _needed_by(p: Position, order: Order) -> bool:
+    """True when the open record `p` works through this order (its stop, a TP, its entry)."""
+    if order.client_id in _current_client_ids(p):
+        return True
+    if order.venue_order_id == p.stop_order_id:
+        return True
+    if order.venue_order_id in {t.order_id for t in p.tps if not t.filled}:
+        return True
+    return order.client_id == p.entry_client_id and not p.entry_complete
+
+
+def _sweep_own_orders(
+    run: _Run,
+    owners: Mapping[str, OrderOwner],
+    orders: list[Order],
+    reports: list[PositionReport],
+) -> None:
+    """Cancel our own orders that no open record needs (see the module docstring)."""
+    held = {r.symbol for r in reports if r.size > 0}
+    for o in orders:
+        owner = owners.get(o.client_id or "")
+        if owner is None or o.venue_order_id in run.claimed_orders:
+            continue
+        pid = owner.position_id or ""
+        record = run.positions.get(pid)
+        if record is not None and record.is_open:
+            if _needed_by(record, o) or not record.is_protected:
+                continue  # an unprotected record adopts its own stop instead (above)
+            why = f"{o.type} {o.client_id} of an earlier attempt beside the working orders"
+        elif record is not None or owner.closed:
+            why = f"{o.type} {o.client_id} of closed record {pid}"
+        elif o.symbol not in held:
+            why = f"{o.type} {o.client_id} of no record, on a flat market"
+        else:
+            continue  # e.g. a kill-switch stop for a position the import adopts
+        run.log(f"STRAY {o.symbol} order {o.venue_order_id}: {why}; cancelled")
+        run.cancel(o, pid or o.client_id or o.venue_order_id, why)
+
+
+def _log_foreign_orders(
+    run: _Run, known: list[Position], orders: list[Order], owners: Mapping[str, OrderOwner]
+) -> None:
     """Orders no record explains are logged and left alone (never cancel the not understood)."""
     refs = _our_order_refs([*known, *run.positions.values()])
     for o in orders:
         if (
             o.venue_order_id in refs
             or o.client_id in refs
+            or (o.client_id or "") in owners
             or o.venue_order_id in run.claimed_orders
         ):
             continue

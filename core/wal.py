@@ -80,7 +80,7 @@ KIND_OF: dict[ActionType, IntentKind] = {
 }
 PROTECTIVE = frozenset({ActionType.PLACE_STOP, ActionType.PLACE_TP, ActionType.MOVE_STOP})
 # Actions whose own client_id field is the id of the order they create.
-_OWN_CLIENT_ID = frozenset(PROTECTIVE | {ActionType.PLACE_ENTRY})
+_OWN_CLIENT_ID = frozenset(PROTECTIVE | {ActionType.PLACE_ENTRY, ActionType.FLATTEN})
 
 
 class InvalidIntentTransition(TraderError):
@@ -112,9 +112,10 @@ class IntentEntry:
 def new_intent(action: Action, *, at: datetime, intent_id: str | None = None) -> IntentEntry:
     """A PENDING intent for `action`, recorded before anything is sent.
 
-    Orders with their own client id (entries, stops, TPs, stop moves) use it as
-    the intent id. FLATTEN, CANCEL and local actions need `intent_id` from the
-    caller (a flatten's market order carries it as its client id). Refuses a
+    Orders with their own client id (entries, stops, TPs, stop moves, flattens) use
+    it as the intent id. CANCEL, local actions and a flatten built without a client
+    id need `intent_id` from the caller (a flatten's market order carries it as its
+    client id). Refuses a
     naive `at`, a missing or too long id, and an `intent_id` that contradicts the
     action's own client id.
     """

@@ -58,6 +58,14 @@ class SafetyConfig(Frozen):
     auction_max_margin_util: Fraction = Field(
         0.90, description="auction budget: margin in use after allocation, share of equity"
     )
+    degraded_unprotected_cycles: int = Field(
+        2,
+        ge=1,
+        description="cycle ends in a row an open position has had no working stop: DEGRADED",
+    )
+    max_unprotected_cycles: int = Field(
+        4, ge=2, description="cycle ends in a row an open position has had no working stop: HALT"
+    )
     kill_switch_flatten: bool = Field(
         False, description="on HALT also flatten positions (default: keep them, protected)"
     )
@@ -110,6 +118,15 @@ def _threshold_violations(s: SafetyConfig) -> list[str]:
             "max_equity_drawdown_pct",
             s.max_equity_drawdown_pct,
             s.degraded_equity_drawdown_pct < s.max_equity_drawdown_pct,
+            "every degraded level must sit below its halt level",
+        ),
+        (
+            "degraded_unprotected_cycles",
+            s.degraded_unprotected_cycles,
+            "<",
+            "max_unprotected_cycles",
+            s.max_unprotected_cycles,
+            s.degraded_unprotected_cycles < s.max_unprotected_cycles,
             "every degraded level must sit below its halt level",
         ),
     ]

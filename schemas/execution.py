@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
 from schemas.base import Frozen
@@ -25,6 +27,25 @@ class ExecutionConfig(Frozen):
     )
     import_stop_atr_multiple: float = Field(
         2.0, gt=0, description="stop distance in ATRs for an imported position, when ATR is known"
+    )
+
+    crossed_stop_action: Literal["reprice", "close"] = Field(
+        "reprice",
+        description="a stop already through the mark (after a gap): re-price it beyond the "
+        "mark, or close the position reduce-only",
+    )
+    crossed_stop_buffer_pct: float = Field(
+        0.005, gt=0, lt=0.5, description="a re-priced stop sits this share beyond the mark"
+    )
+    stop_attempts_per_cycle: int = Field(
+        2, ge=1, le=10, description="stop orders sent per position and cycle at most"
+    )
+    fill_reread_hours: float = Field(
+        6.0,
+        ge=0,
+        le=168,
+        description="fills are re-read this far before the newest one seen, so a fill "
+        "reported late is still applied (each fill once, by its id)",
     )
 
     @model_validator(mode="after")

@@ -14,17 +14,34 @@ from typing import Any
 import duckdb
 
 from core.actions import ActionType
-from core.orders import Fill, PositionSide
-from core.positions import Position, PositionEvent, PositionState, TpSlot
-from core.wal import FINAL_STATES, IntentEntry, IntentState
+from core.orders import Fill, OrderSide, PositionSide
+from core.position_events import PositionEvent
+from core.positions import TERMINAL_STATES, Position, PositionState, TpSlot
+from core.reconcile import OrderOwner
+from core.wal import (
+    FINAL_STATES,
+    WAL_TRANSITIONS,
+    IntentEntry,
+    IntentState,
+    InvalidIntentTransition,
+)
 from store.db import one, transaction
 
 # -- write-ahead log ----------------------------------------------------------------------
 
 
 def save_intent(con: duckdb.DuckDBPyConnection, entry: IntentEntry, cycle_id: int | None) -> None:
-    """Insert or update one intent (its state moves only through core.wal.advance)."""
+    """Insert a new intent, or move a stored one along the log's transition table.
+
+    Refuses (InvalidIntentTransition, nothing written) a move the table forbids from the
+    stored state, which includes re-inserting an id already in the log: an intent is
+    never overwritten, so an acknowledged order's venue id can never be lost.
+    """
     with transaction(con):
+        row = one(con.execute("SELECT state, venue_order_id FROM wal WHERE intent_id = ?",
+                              [entry.intent_id]))
+        if row is not None:
+            _check_move(entry, IntentState(row[0]), row[1])
         con.execute(
             """
             INSERT INTO wal VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -46,6 +63,20 @@ def save_intent(con: duckdb.DuckDBPyConnection, entry: IntentEntry, cycle_id: in
                 entry.reason,
                 cycle_id,
             ],
+        )
+
+
+def _check_move(entry: IntentEntry, stored: IntentState, stored_venue_id: str | None) -> None:
+    same = entry.state is stored
+    if not same and entry.state not in WAL_TRANSITIONS[stored]:
+        raise InvalidIntentTransition(
+            f"intent {entry.intent_id}: the log holds it {stored}; {stored} -> {entry.state} "
+            "is not allowed (an intent is never overwritten)"
+        )
+    if same and stored in FINAL_STATES and entry.venue_order_id != stored_venue_id:
+        raise InvalidIntentTransition(
+            f"intent {entry.intent_id}: final ({stored}) with venue order {stored_venue_id}; "
+            f"refusing to rewrite it as {entry.venue_order_id}"
         )
 
 
@@ -104,6 +135,8 @@ def _encode(position: Position) -> str:
     data["side"] = str(position.side)
     data["state"] = str(position.state)
     data["opened_at"] = position.opened_at.isoformat()
+    if position.size_basis_ts is not None:
+        data["size_basis_ts"] = position.size_basis_ts.isoformat()
     return json.dumps(data, sort_keys=True)
 
 
@@ -115,6 +148,9 @@ def decode_position(text: str) -> Position:
     data["state"] = PositionState(data["state"])
     data["opened_at"] = datetime.fromisoformat(data["opened_at"])
     data["tps"] = tuple(TpSlot(**slot) for slot in data["tps"])
+    data["exit_fills"] = tuple((str(k), float(v)) for k, v in data.get("exit_fills", ()))
+    if data.get("size_basis_ts"):
+        data["size_basis_ts"] = datetime.fromisoformat(data["size_basis_ts"])
     return Position(**data)
 
 
@@ -151,13 +187,22 @@ def _put_positions(con: duckdb.DuckDBPyConnection, positions: list[Position]) ->
                 now,
                 p.close_reason,
                 _encode(p),
+                p.unprotected_cycles,
+                p.realised_pnl,
             ]
         )
     con.executemany(
-        "INSERT OR REPLACE INTO positions VALUES "
-        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT OR REPLACE INTO positions ({_POSITION_COLUMNS}) VALUES "
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         rows,
     )
+
+
+_POSITION_COLUMNS = (
+    "position_id, symbol, side, state, size, entry_price, stop_price, stop_order_id, "
+    "tp1_order_id, tp2_order_id, tp3_order_id, tp1_price, tp2_price, tp3_price, imported, "
+    "opened_at, updated_at, close_reason, record, unprotected_cycles, realised_pnl"
+)
 
 
 def live_positions(con: duckdb.DuckDBPyConnection) -> list[Position]:
@@ -279,6 +324,36 @@ def save_progress(
             _put_events(con, events, cycle_id)
         if fills:
             _put_fills(con, fills, cycle_id)
+
+
+def fills_of_order(con: duckdb.DuckDBPyConnection, venue_order_id: str) -> list[Fill]:
+    """Every stored fill of one venue order, in time order."""
+    rows = con.execute(
+        "SELECT fill_id, venue_order_id, client_id, symbol, side, size, price, fee, ts "
+        "FROM fills WHERE venue_order_id = ? ORDER BY ts, fill_id",
+        [venue_order_id],
+    ).fetchall()
+    return [
+        Fill(fid, vid, cid, sym, OrderSide(side), size, price, fee, ts)
+        for fid, vid, cid, sym, side, size, price, fee, ts in rows
+    ]
+
+
+def order_owners(con: duckdb.DuckDBPyConnection) -> dict[str, OrderOwner]:
+    """Every client id the log ever sent an order under, with the record that owns it and
+    whether that record is closed (terminal) or absent (an order of no record, e.g. a kill
+    switch stop for a position not yet imported)."""
+    rows = con.execute(
+        "SELECT w.client_id, json_extract_string(w.payload, '$.position_id'), p.state "
+        "FROM wal w LEFT JOIN positions p "
+        "ON p.position_id = json_extract_string(w.payload, '$.position_id') "
+        "WHERE w.client_id IS NOT NULL"
+    ).fetchall()
+    terminal = {str(s) for s in TERMINAL_STATES}
+    return {
+        cid: OrderOwner(pid, recorded=state is not None, closed=state in terminal)
+        for cid, pid, state in rows
+    }
 
 
 def last_fill_time(con: duckdb.DuckDBPyConnection) -> datetime | None:

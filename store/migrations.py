@@ -368,4 +368,21 @@ ALLOCATION = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (FOUNDATION, SAFETY, EXECUTION, SIGNALS, ALLOCATION)
+PROTECTION = Migration(
+    6,
+    "protection: cycles without a stop per position and account, realised PnL of lost exits",
+    (
+        "ALTER TABLE equity_marks ADD COLUMN unprotected_cycles INTEGER DEFAULT 0",
+        "ALTER TABLE positions ADD COLUMN unprotected_cycles INTEGER DEFAULT 0",
+        "ALTER TABLE positions ADD COLUMN realised_pnl DOUBLE",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    FOUNDATION,
+    SAFETY,
+    EXECUTION,
+    SIGNALS,
+    ALLOCATION,
+    PROTECTION,
+)

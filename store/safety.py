@@ -71,7 +71,9 @@ def record_checks(
     values = {k: float(v) for k, v in report.values.items()}
     with transaction(con):
         con.execute(
-            "INSERT OR REPLACE INTO equity_marks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO equity_marks (cycle_id, ts, equity, margin_used, "
+            "margin_utilization, high_water, drawdown, open_positions, exposures, "
+            "unprotected_cycles) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 cycle_id,
                 report.ts,
@@ -82,6 +84,7 @@ def record_checks(
                 values.get("equity_drawdown"),
                 len(account.positions),
                 json.dumps({p.symbol: p.notional for p in account.positions}),
+                account.unprotected_cycles,
             ],
         )
         con.executemany(
@@ -103,11 +106,11 @@ def record_checks(
 def last_account(con: duckdb.DuckDBPyConnection) -> AccountSnapshot | None:
     """The account as the last cycle saw it (for status and resume between cycles)."""
     row = one(con.execute(
-        "SELECT equity, margin_used, high_water, exposures, ts FROM equity_marks "
-        "ORDER BY cycle_id DESC LIMIT 1"
+        "SELECT equity, margin_used, high_water, exposures, ts, unprotected_cycles "
+        "FROM equity_marks ORDER BY cycle_id DESC LIMIT 1"
     ))
     if row is None:
         return None
-    equity, margin_used, high, exposures, ts = row
+    equity, margin_used, high, exposures, ts, unprotected = row
     positions = tuple(PositionExposure(s, n) for s, n in json.loads(exposures).items())
-    return AccountSnapshot(equity, margin_used, high, positions, ts)
+    return AccountSnapshot(equity, margin_used, high, positions, ts, int(unprotected or 0))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import polars as pl
 from prefect import task
@@ -14,6 +14,7 @@ from core.invariants import AccountSnapshot
 from core.orders import OrderVenue, PositionReport
 from core.system_state import SystemStateRecord
 from store.db import open_store
+from store.execution import live_positions
 from store.safety import current_record, high_water
 from tasks.execution import account_snapshot
 from tasks.retry import retry_on_transient_venue_errors
@@ -32,6 +33,10 @@ def read_account(ctx: CycleContext, orders: OrderVenue, markets: pl.DataFrame) -
     with open_store(ctx.db_path) as con:
         mark = high_water(con)
         state = current_record(con, ctx.decision_time)
+        unprotected = max(
+            (p.unprotected_cycles for p in live_positions(con) if p.is_open), default=0
+        )
+    snapshot = replace(snapshot, unprotected_cycles=unprotected)
     return AccountView(snapshot, orders.positions(), max(mark or 0.0, snapshot.equity), state)
 
 

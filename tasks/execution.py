@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,14 +20,23 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from core.actions import Action
+from core.actions import Action, ActionType, MoveStop, client_id_for
 from core.actions import PlaceStop as PlaceStopAction
 from core.cycle import CycleContext
-from core.errors import LiveTradingNotAllowedError, VenueRetryableError
+from core.errors import LiveTradingNotAllowedError, VenueError, VenueRetryableError
 from core.invariants import AccountSnapshot, PositionExposure
 from core.kill_switch import CancelOrder, Flatten, PlaceStop, plan_kill_switch
-from core.orders import OrderVenue, PositionSide
-from core.positions import Position, StopMissing, open_position, tp_backfill
+from core.orders import OrderStatus, OrderVenue, PositionSide
+from core.position_events import CloseRequested, PositionEvent, PositionGone, StopMissing
+from core.positions import Position, PositionState, count_unprotected, open_position, tp_backfill
+from core.protection import (
+    CrossedStopAction,
+    ProtectionRules,
+    crossed,
+    guard_stop,
+    plan_protection,
+    repriced_trigger,
+)
 from core.reconcile import ImportProtection, MarketGrid, reconcile
 from core.tp_plan import min_tp_distance
 from schemas.config import AppConfig, Secrets, VenueKind
@@ -187,25 +197,96 @@ def _open_new(
     return actions
 
 
+def protection_rules(cfg: ExecutionConfig) -> ProtectionRules:
+    return ProtectionRules(
+        crossed_stop_action=CrossedStopAction(cfg.crossed_stop_action),
+        crossed_stop_buffer_pct=cfg.crossed_stop_buffer_pct,
+        stop_attempts_per_cycle=cfg.stop_attempts_per_cycle,
+    )
+
+
+def marks_of(markets: pl.DataFrame) -> dict[str, float]:
+    """This cycle's last price per market (what stops and TPs are checked against)."""
+    if "last" not in markets.columns:
+        return {}
+    return {
+        s: float(v)
+        for s, v in zip(markets["symbol"], markets["last"], strict=True)
+        if v is not None
+    }
+
+
+def _guarded(
+    positions: dict[str, Position],
+    actions: list[Action],
+    marks: dict[str, float],
+    rules: ProtectionRules,
+) -> tuple[list[Action], list[PositionEvent]]:
+    """Every stop action checked against the mark before it is sent (core/protection.py)."""
+    out: list[Action] = []
+    applied: list[PositionEvent] = []
+    for action in actions:
+        p = positions.get(getattr(action, "position_id", "") or "")
+        if p is None or not isinstance(action, PlaceStopAction | MoveStop):
+            out.append(action)
+            continue
+        guarded, sent = guard_stop(p, action, marks.get(p.symbol), rules)
+        if guarded.state is PositionState.CLOSING and p.state is not PositionState.CLOSING:
+            applied.append(CloseRequested(p.position_id, "stop through the mark"))
+        positions[p.position_id] = guarded
+        out += sent
+    return out, applied
+
+
+def _protection_round(
+    gw: Gateway, positions: dict[str, Position], marks: dict[str, float], rules: ProtectionRules
+) -> list[Action]:
+    """The next attempt for every position whose stop was refused (capped per cycle)."""
+    actions: list[Action] = []
+    for pid, p in list(positions.items()):
+        new, more = plan_protection(p, marks.get(p.symbol), rules, gw.stop_sends[pid])
+        positions[pid] = new
+        actions += more
+    return actions
+
+
 def _drive(
     gw: Gateway,
     positions: dict[str, Position],
     actions: list,
     cfg: ExecutionConfig,
     ctx: CycleContext,
+    marks: dict[str, float] | None = None,
 ) -> None:
     """Execute actions until the chain settles: ack -> event -> next action, fills included."""
+    rules = protection_rules(cfg)
+    marks = marks or {}
+    actions = actions + _protection_round(gw, positions, marks, rules)
     for _ in range(4):
+        actions, applied = _guarded(positions, actions, marks, rules)
         events = []
         for action in actions:
             events += gw.execute(action)
         events += gw.fill_events(positions)
-        actions, applied = apply_events(
+        events += gw.ended_entry_events(positions)
+        actions, more = apply_events(
             positions, events, break_even_after_tp1=cfg.break_even_after_tp1
         )
+        applied += more
+        actions += _protection_round(gw, positions, marks, rules)
         gw.save_progress(positions, applied)
         if not actions and not events:
             return
+
+
+def _gateway(order_venue: OrderVenue, ctx: CycleContext, cfg: ExecutionConfig) -> Gateway:
+    return Gateway(
+        order_venue,
+        ctx.db_path,
+        ctx.cycle_id,
+        _clock_of(order_venue),
+        fill_reread=timedelta(hours=cfg.fill_reread_hours),
+    )
 
 
 def execute(
@@ -221,18 +302,19 @@ def execute(
 
     Raises VenueRetryableError after finishing everything else when some order's outcome
     is unknown: the retry resolves it by client id (never a second order)."""
-    with Gateway(order_venue, ctx.db_path, ctx.cycle_id, _clock_of(order_venue)) as gw:
+    with _gateway(order_venue, ctx, cfg) as gw:
         with gw.store() as con:
             positions = {p.position_id: p for p in ex.live_positions(con)}
         events = gw.recover_lost_events(positions) + gw.resolve_unresolved()
         events += gw.fill_events(positions)
+        events += gw.ended_entry_events(positions)
         actions, applied = apply_events(
             positions, events, break_even_after_tp1=cfg.break_even_after_tp1
         )
         actions += _tp_backfill(positions, markets, risk or RiskConfig())
         actions += _open_new(positions, intents, markets, cfg, ctx)
         gw.save_progress(positions, applied)
-        _drive(gw, positions, actions, cfg, ctx)
+        _drive(gw, positions, actions, cfg, ctx, marks_of(markets))
     if gw.report.unknown:
         raise VenueRetryableError(
             f"{gw.report.unknown} order(s) with unknown outcome; "
@@ -294,6 +376,7 @@ class ReconcileReport:
     actions: int
     log_lines: list[str]
     execution: ExecutionReport
+    unprotected: int = 0  # open positions still without a working stop
 
 
 def reconcile_stage(
@@ -305,10 +388,14 @@ def reconcile_stage(
     startup: bool,
     atr: dict[str, float] | None = None,
 ) -> ReconcileReport:
-    """Venue positions and orders vs our records; corrections executed, never destructive."""
+    """Venue positions and orders vs our records; corrections executed, never destructive.
+
+    Ends by counting, per open record, the cycles it has gone without a working stop
+    (the invariant monitor escalates a position left unprotected)."""
     with open_store(ctx.db_path) as con:
         known = ex.live_positions(con)
         previous = set(json.loads(ex.get_value(con, SUSPECTED_KEY) or "[]"))
+        owners = ex.order_owners(con)
     protection = ImportProtection(
         stop_distance_pct=cfg.import_stop_distance_pct,
         atr_multiple=cfg.import_stop_atr_multiple,
@@ -318,32 +405,85 @@ def reconcile_stage(
         },
         atr=atr or {},
     )
+    venue_positions = order_venue.positions()
+    open_orders = order_venue.open_orders()
     result = reconcile(
         known,
-        order_venue.positions(),
-        order_venue.open_orders(),
+        venue_positions,
+        open_orders,
         startup=startup,
         previously_missing=previous,
         protection=protection,
         now=ctx.decision_time,
+        owners=owners,
     )
     for line in result.log_lines:
         log.warning(line)
     positions = {p.position_id: p for p in result.positions}
-    with Gateway(order_venue, ctx.db_path, ctx.cycle_id, _clock_of(order_venue)) as gw:
+    events = [_with_exit(order_venue, positions, e) for e in result.events]
+    with _gateway(order_venue, ctx, cfg) as gw:
         with gw.store() as con:
             ex.save_positions(con, list(positions.values()))
-            ex.record_events(con, list(result.events), ctx.cycle_id)
+            ex.record_events(con, events, ctx.cycle_id)
             ex.set_value(con, SUSPECTED_KEY, json.dumps(sorted(result.suspected_missing)))
-        _drive(gw, positions, list(result.actions), cfg, ctx)
-    open_now = [p for p in positions.values() if p.is_open]
+        _drive(gw, positions, list(result.actions), cfg, ctx, marks_of(markets))
+        counted = [count_unprotected(p) for p in positions.values()]
+        with gw.store() as con:
+            ex.save_positions(con, [p for p in counted if p.is_open])
+    open_now = [p for p in counted if p.is_open]
     return ReconcileReport(
         open_positions=len(open_now),
         imported=sum(1 for a in result.actions if a.action_type.value == "import_position"),
         actions=len(result.actions),
         log_lines=list(result.log_lines),
         execution=gw.report,
+        unprotected=sum(1 for p in open_now if not p.is_protected),
     )
+
+
+def _with_exit(
+    order_venue: OrderVenue, positions: dict[str, Position], event: PositionEvent
+) -> PositionEvent:
+    """A record closed as ORPHAN had an exit the fills never showed (e.g. older than the
+    fill look-back): ask the venue how it ended, and say so in the record, never silently."""
+    if not isinstance(event, PositionGone):
+        return event
+    p = positions.get(event.position_id)
+    if p is None:
+        return event
+    note, pnl = exit_evidence(order_venue, p)
+    log.warning("ORPHAN %s %s: exit %s", p.symbol, p.position_id, note)
+    reason = f"{event.reason}; exit {note}"
+    positions[p.position_id] = replace(p, close_reason=reason, realised_pnl=pnl)
+    return PositionGone(event.position_id, reason, pnl)
+
+
+def exit_evidence(order_venue: OrderVenue, p: Position) -> tuple[str, float | None]:
+    """How a vanished position most likely exited: one of its own exit orders found filled
+    by client id, else the venue's realised PnL for the market since it opened (when the
+    venue reports it), else 'unknown'."""
+    ids = [p.stop_client_id, *(p.tp_client_id(t.level) for t in p.tps if t.price is not None)]
+    if p.stop_attempt > 0:
+        ids.append(client_id_for(p.position_id, ActionType.PLACE_STOP, attempt=p.stop_attempt - 1))
+    for cid in ids:
+        try:
+            order = order_venue.order_by_client_id(cid)
+        except VenueError as exc:
+            log.warning("%s: exit lookup %s failed: %s", p.position_id, cid, exc)
+            continue
+        if order is not None and order.status is OrderStatus.FILLED:
+            return f"found: {order.type} {cid} filled {order.filled} (venue order status)", None
+    realised = getattr(order_venue, "realised_pnl", None)
+    if realised is not None:
+        try:
+            pnl = realised(p.symbol, p.opened_at)
+        except VenueError as exc:
+            log.warning("%s: realised PnL lookup failed: %s", p.position_id, exc)
+            pnl = None
+        if pnl is not None:
+            since = f"{p.opened_at:%Y-%m-%d %H:%M}"
+            return f"unknown; the venue's realised PnL since {since} is {pnl:.2f}", pnl
+    return "unknown (not in fills, no order found by client id)", None
 
 
 @task(name="reconcile", cache_policy=NO_CACHE)
@@ -366,57 +506,87 @@ def _protect_now(
     known: dict[str, Position],
     step: PlaceStop,
     config: AppConfig,
+    marks: dict[str, float],
 ) -> None:
     """Place the missing stop. Through the position machine when we hold a record, so the
     record names the new stop and reconciliation recognises it as ours."""
     owner = known.get(step.symbol)
     if owner is None:
-        # Not ours (reconciliation imports it next cycle); protect it all the same.
+        # Not ours (reconciliation imports it next cycle, adopting this stop); protect it now.
+        pid = f"ks-{step.symbol}"
         action = PlaceStopAction(
-            f"ks-{step.symbol}",
+            pid,
             step.symbol,
             step.side,
             step.size,
             step.trigger_price,
-            f"ks-{ctx.cycle_id}-{step.symbol}"[:100],
+            client_id_for(pid, ActionType.PLACE_STOP, attempt=ctx.cycle_id),
         )
         gw.execute(action)
         return
+    _through_machine(
+        gw, ctx, owner, StopMissing(owner.position_id, "kill switch: no working stop"), config,
+        marks,
+    )
+
+
+def _through_machine(
+    gw: Gateway,
+    ctx: CycleContext,
+    owner: Position,
+    event: PositionEvent,
+    config: AppConfig,
+    marks: dict[str, float],
+) -> None:
     positions = {owner.position_id: owner}
-    missing = StopMissing(owner.position_id, "kill switch: no working stop at the venue")
     actions, applied = apply_events(
-        positions, [missing], break_even_after_tp1=config.execution.break_even_after_tp1
+        positions, [event], break_even_after_tp1=config.execution.break_even_after_tp1
     )
     with gw.store() as con:
         ex.save_positions(con, list(positions.values()))
         ex.record_events(con, applied, ctx.cycle_id)
-    _drive(gw, positions, actions, config.execution, ctx)
+    _drive(gw, positions, actions, config.execution, ctx, marks)
+
+
+def _kill_switch_stop(p: Position, mark: float | None, cfg: ExecutionConfig) -> float:
+    """The record's stop, or a valid one beyond the mark when it is already through it."""
+    if crossed(p.side, p.stop_price, mark, p.tick_size) and mark is not None:
+        return repriced_trigger(p.side, mark, cfg.crossed_stop_buffer_pct, p.tick_size)
+    return p.stop_price
 
 
 def run_kill_switch(ctx: CycleContext, order_venue: OrderVenue, config: AppConfig) -> list[str]:
     """On HALT: place any missing stop first, cancel entries (TPs if configured), keep stops."""
     with open_store(ctx.db_path) as con:
         known = {p.symbol: p for p in ex.live_positions(con) if p.is_open}
+    venue_positions = order_venue.positions()
+    marks = {v.symbol: v.mark_price for v in venue_positions if v.mark_price}
     plan = plan_kill_switch(
-        order_venue.positions(),
+        venue_positions,
         order_venue.open_orders(),
         config.safety,
-        {s: p.stop_price for s, p in known.items()},
+        {s: _kill_switch_stop(p, marks.get(s), config.execution) for s, p in known.items()},
     )
-    with Gateway(order_venue, ctx.db_path, ctx.cycle_id, _clock_of(order_venue)) as gw:
+    with _gateway(order_venue, ctx, config.execution) as gw:
         for step in plan.steps:
             if isinstance(step, PlaceStop):
-                _protect_now(gw, ctx, known, step, config)
+                _protect_now(gw, ctx, known, step, config, marks)
             elif isinstance(step, CancelOrder):
                 try:
                     if order_venue.cancel(step.venue_order_id) is not None:
                         gw.report.cancelled += 1
-                except VenueRetryableError as exc:
+                except VenueError as exc:
                     log.warning("kill switch: cancel %s deferred: %s", step.venue_order_id, exc)
             elif isinstance(step, Flatten):
-                from core.actions import Flatten as FlattenAction
+                owner = known.get(step.symbol)
+                reason = "kill switch flatten (configured)"
+                if owner is not None:
+                    event = CloseRequested(owner.position_id, reason)
+                    _through_machine(gw, ctx, owner, event, config, marks)
+                else:
+                    from core.actions import Flatten as FlattenAction
 
-                gw.execute(FlattenAction(step.symbol, "kill switch flatten (configured)"))
+                    gw.execute(FlattenAction(step.symbol, reason))
     lines = plan.lines()
     for line in lines:
         log.error("Kill switch active: %s", line)

@@ -14,11 +14,12 @@ and fills become position events; the position machine turns them into the next 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+import re
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from duckdb import DuckDBPyConnection
@@ -39,21 +40,19 @@ from core.actions import (
     describe,
 )
 from core.errors import DuplicateClientIdError, VenueError, VenueRetryableError
-from core.orders import Fill, OrderRequest, OrderType, OrderVenue
-from core.positions import (
+from core.orders import Fill, Order, OrderRequest, OrderStatus, OrderType, OrderVenue
+from core.position_events import (
+    EntryCancelled,
     EntryFilled,
     EntryPartiallyFilled,
     EntryRejected,
     FlattenFilled,
-    Position,
-    PositionError,
     PositionEvent,
-    PositionState,
     StopFilled,
     StopMoved,
     TpFilled,
-    apply,
 )
+from core.positions import Position, PositionError, PositionState, apply
 from core.wal import (
     Decision,
     IntentEntry,
@@ -71,6 +70,9 @@ from venues.base import Clock
 log = logging.getLogger("smc_trader.execution")
 
 MAX_ROUNDS = 4  # ack -> event -> action chains are short (entry -> stop -> TPs)
+_ENTRY_STATES = frozenset(
+    {PositionState.PENDING_ENTRY, PositionState.OPEN_UNPROTECTED, PositionState.PROTECTED}
+)
 
 
 @dataclass
@@ -120,14 +122,27 @@ def order_request(action: Action) -> OrderRequest | None:
 class Gateway:
     """One cycle's execution against one order venue; the store is opened per write."""
 
-    def __init__(self, venue: OrderVenue, db_path: Path, cycle_id: int, clock: Clock) -> None:
+    def __init__(
+        self,
+        venue: OrderVenue,
+        db_path: Path,
+        cycle_id: int,
+        clock: Clock,
+        *,
+        fill_reread: timedelta = timedelta(hours=6),
+    ) -> None:
+        """fill_reread: fills are asked for from this long before the newest one stored, so
+        one reported late (after a newer fill) is still seen; each is applied once, by id."""
         self.venue = venue
         self.db_path = db_path
         self.cycle_id = cycle_id
         self.clock = clock
+        self.fill_reread = fill_reread
         self.report = ExecutionReport()
+        self.stop_sends: Counter[str] = Counter()  # stop orders sent per position this cycle
         self._con: DuckDBPyConnection | None = None
         self._unsaved_fills: list[tuple[Fill, str | None]] = []  # see save_progress
+        self._closed_entries: dict[str, float] = {}  # position -> what its ended entry filled
 
     @contextmanager
     def store(self) -> Iterator[DuckDBPyConnection]:
@@ -179,6 +194,10 @@ class Gateway:
                 log.warning("intent %s: lookup deferred: %s", entry.intent_id, exc)
         events = []
         by_id = {e.intent_id: e for e in pending}
+        for entry in pending:
+            found = lookups.get(entry.client_id or "")
+            if entry.action_type is ActionType.PLACE_ENTRY and found is not None:
+                self._note_entry_order(entry, found)
         for resolution in resolve_pending(pending, lookups):
             entry = self._save(
                 apply_resolution(by_id[resolution.intent_id], resolution, at=self._now())
@@ -277,6 +296,8 @@ class Gateway:
         request = order_request(action)
         if request is None:
             return []
+        if isinstance(action, PlaceStop | MoveStop):
+            self.stop_sends[action.position_id] += 1
         if entry.state is not IntentState.SENT:  # a resubmission was already moved to SENT
             entry = self._save(advance(entry, IntentState.SENT, at=self._now()))
         try:
@@ -300,8 +321,17 @@ class Gateway:
                 entry, IntentState.ACKNOWLEDGED, at=self._now(), venue_order_id=order.venue_order_id
             )
         )
+        if entry.action_type is ActionType.PLACE_ENTRY:
+            self._note_entry_order(entry, order)
         event = position_event(entry)
         return [event] if event is not None else []
+
+    def _note_entry_order(self, entry: IntentEntry, order: Order) -> None:
+        """An entry order that has ended (a market order is immediate-or-cancel): once its
+        fills are applied, the entry is complete with what it filled."""
+        pid = entry.details().get("position_id")
+        if isinstance(pid, str) and order.status is not OrderStatus.OPEN:
+            self._closed_entries[pid] = order.filled
 
     def _reject(self, entry: IntentEntry, reason: str) -> list[PositionEvent]:
         self.report.rejected += 1
@@ -328,21 +358,26 @@ class Gateway:
             log.warning("cancel %s for %s failed: %s", target, action.position_id, exc)
 
     def _flatten(self, action: Flatten) -> list[PositionEvent]:
-        """Reduce-only market close of whatever the venue holds on the symbol (no side given)."""
+        """Reduce-only market close of whatever the venue holds on the symbol (no side given).
+
+        The order carries the action's client id (a record's flatten attempt) or, for a
+        flatten of no record, a fresh id from the same scheme; an id already in the log is
+        never sent again (a non-final one is settled by client id)."""
+        client_id = action.client_id or self._fresh_flatten_id(action.symbol)
+        with self.store() as con:
+            known = ex.intent(con, client_id)
+        if known is not None:
+            log.info("flatten %s: already in the log (%s); not sent again", client_id, known.state)
+            return []
         held = [p for p in self.venue.positions() if p.symbol == action.symbol and p.size > 0]
-        client_id = f"flat-{self.cycle_id}-{action.symbol}"[:100]
+        entry = self._save(new_intent(action, at=self._now(), intent_id=client_id))
         if not held:
             log.info("flatten %s: nothing held at the venue", action.symbol)
-            with self.store() as con:
-                known = ex.intent(con, client_id)
-            if known is None:  # logged all the same (side 'unknown'), settled: nothing to send
-                entry = self._save(new_intent(action, at=self._now(), intent_id=client_id))
-                reason = "nothing held at the venue"
-                self._save(advance(entry, IntentState.REJECTED, at=self._now(), reason=reason))
+            reason = "nothing held at the venue"
+            self._save(advance(entry, IntentState.REJECTED, at=self._now(), reason=reason))
             return []
         report = held[0]
         side = report.side.exit_order_side
-        entry = self._save(new_intent(action, at=self._now(), intent_id=client_id))
         entry = self._save(advance(entry, IntentState.SENT, at=self._now()))
         request = OrderRequest(
             action.symbol, side, OrderType.MARKET, report.size, client_id, reduce_only=True
@@ -356,6 +391,7 @@ class Gateway:
             return []
         except VenueError as exc:
             return self._reject(entry, str(exc))
+        self.report.placed += 1
         self._save(
             advance(
                 entry, IntentState.ACKNOWLEDGED, at=self._now(), venue_order_id=order.venue_order_id
@@ -363,26 +399,40 @@ class Gateway:
         )
         return []
 
+    def _fresh_flatten_id(self, symbol: str) -> str:
+        """The first unused flatten id of this cycle and symbol (attempt 0, 1, ...)."""
+        with self.store() as con:
+            for attempt in range(1000):
+                cid = recordless_flatten_id(self.cycle_id, symbol, attempt)
+                if ex.intent(con, cid) is None:
+                    return cid
+        raise VenueError(f"flatten {symbol}: 1000 flattens in cycle {self.cycle_id}; refusing")
+
     # -- fills -------------------------------------------------------------------------------
 
     def fill_events(self, positions: dict[str, Position]) -> list[PositionEvent]:
-        """Events for fills not applied before, attributed through the log's client ids."""
+        """Events for fills not applied before, attributed through the log's client ids.
+
+        Each event is cumulative for its venue order (every fill of the order, stored or
+        new, each counted once by fill id): a filled size is the order's own, never an
+        estimate plus a fill. Entries whose order ended follow their fills."""
         with self.store() as con:
-            since = ex.last_fill_time(con)
+            newest = ex.last_fill_time(con)
+            since = newest - self.fill_reread if newest is not None else None
             fills = ex.new_fills(con, self.venue.fills(since))
             intents = ex.intents_by_client_id(con)
         taken = {f.fill_id for f, _ in self._unsaved_fills}
         fills = [f for f in fills if f.fill_id not in taken]
         grouped: dict[str, list[Fill]] = defaultdict(list)
-        owners: dict[str, str] = {}
+        owners: dict[str, tuple[IntentEntry, str]] = {}
         attributed: list[tuple[Fill, str | None]] = []
         for fill in fills:
             entry = intents.get(fill.client_id or "")
             pid = _owner(entry, positions) if entry else None
             attributed.append((fill, pid))
             if entry is not None and pid is not None:
-                grouped[entry.intent_id].append(fill)
-                owners[entry.intent_id] = pid
+                grouped[fill.venue_order_id].append(fill)
+                owners[fill.venue_order_id] = (entry, pid)
             else:
                 log.warning(
                     "fill %s on %s has no intent of ours (client id %s): recorded only",
@@ -391,13 +441,39 @@ class Gateway:
                     fill.client_id,
                 )
         events = []
-        for intent_id, group in grouped.items():
-            entry = intents[group[0].client_id or ""]
-            event = _fill_event(entry, owners[intent_id], group, positions)
+        for venue_order_id, new in grouped.items():
+            entry, pid = owners[venue_order_id]
+            every = self._order_fills(venue_order_id) + new
+            event = _fill_event(entry, pid, venue_order_id, every, positions)
             if event is not None:
                 events.append(event)
         self._unsaved_fills += attributed  # recorded with the positions they change
         self.report.fills_applied += len(fills)
+        return events
+
+    def _order_fills(self, venue_order_id: str) -> list[Fill]:
+        """The order's fills already read: stored ones and those read earlier this stage."""
+        with self.store() as con:
+            stored = ex.fills_of_order(con, venue_order_id)
+        seen = {f.fill_id for f in stored}
+        unsaved = [
+            f for f, _ in self._unsaved_fills
+            if f.venue_order_id == venue_order_id and f.fill_id not in seen
+        ]
+        return stored + unsaved
+
+    def ended_entry_events(self, positions: dict[str, Position]) -> list[PositionEvent]:
+        """EntryCancelled for entries whose order ended with less than asked, once the
+        record holds what the order filled (its fills applied first); others wait."""
+        events: list[PositionEvent] = []
+        for pid, filled in list(self._closed_entries.items()):
+            p = positions.get(pid)
+            if p is None or p.entry_complete or p.state not in _ENTRY_STATES:
+                del self._closed_entries[pid]
+                continue
+            if p.entry_filled >= filled - p.lot_size / 2:
+                del self._closed_entries[pid]
+                events.append(EntryCancelled(pid, f"entry order ended with {filled} filled"))
         return events
 
     def save_progress(self, positions: dict[str, Position], applied: list[PositionEvent]) -> None:
@@ -408,6 +484,13 @@ class Gateway:
                 con, list(positions.values()), applied, self._unsaved_fills, self.cycle_id
             )
         self._unsaved_fills = []
+
+
+def recordless_flatten_id(cycle_id: int, symbol: str, attempt: int = 0) -> str:
+    """The client id of a flatten that belongs to no record (the kill switch's, an
+    operator's): the one scheme, keyed by cycle and market."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", symbol)
+    return client_id_for(f"c{cycle_id}-{safe}", ActionType.FLATTEN, attempt=attempt)
 
 
 def _owner(entry: IntentEntry, positions: dict[str, Position]) -> str | None:
@@ -427,27 +510,34 @@ def _owner(entry: IntentEntry, positions: dict[str, Position]) -> str | None:
 
 
 def _fill_event(
-    entry: IntentEntry, pid: str, group: list[Fill], positions: dict[str, Position]
+    entry: IntentEntry,
+    pid: str,
+    venue_order_id: str,
+    group: list[Fill],
+    positions: dict[str, Position],
 ) -> PositionEvent | None:
+    """The cumulative event of one venue order from all its fills."""
     info = entry.details()
     size = sum(f.size for f in group)
     price = sum(f.size * f.price for f in group) / size
     position = positions.get(pid)
+    if position is None:
+        return None
+    lot = position.lot_size
+    ordered = info.get("size")
+    done = not isinstance(ordered, int | float) or size >= float(ordered) - lot / 2
+    basis = position.size_basis_ts
+    reflected = sum(f.size for f in group if basis is not None and f.ts <= basis)
     kind = entry.action_type
     if kind is ActionType.PLACE_ENTRY:
-        if position is None:
-            return None
-        before = position.entry_filled
-        total = before + size
-        avg = ((position.entry_price or 0.0) * before + price * size) / total
-        done = total >= position.requested_size - position.lot_size / 2
-        return (EntryFilled if done else EntryPartiallyFilled)(pid, total, avg)
+        return (EntryFilled if done else EntryPartiallyFilled)(pid, size, price)
     if kind in (ActionType.PLACE_STOP, ActionType.MOVE_STOP):
-        return StopFilled(pid, size, price)
+        return StopFilled(pid, size, price, venue_order_id, done, reflected)
     if kind is ActionType.PLACE_TP:
-        return TpFilled(pid, int(info["level"]), size, price)
-    if kind is ActionType.FLATTEN:
-        return FlattenFilled(pid, size, price)
+        level = int(info["level"])  # type: ignore[call-overload]
+        return TpFilled(pid, level, size, price, venue_order_id, done, reflected)
+    if kind is ActionType.FLATTEN:  # a market order: done once it answered
+        return FlattenFilled(pid, size, price, venue_order_id, True, reflected)
     return None
 
 
@@ -500,4 +590,10 @@ def apply_events(
     return actions, applied
 
 
-__all__ = ["ExecutionReport", "Gateway", "apply_events", "order_request"]
+__all__ = [
+    "ExecutionReport",
+    "Gateway",
+    "apply_events",
+    "order_request",
+    "recordless_flatten_id",
+]

@@ -35,7 +35,7 @@ from core.wal import IntentState, advance, new_intent
 from store import execution as ex
 from store.db import open_store
 from tasks.execution import execute, reconcile_stage
-from tasks.gateway import Gateway, apply_events
+from tasks.gateway import Gateway, apply_events, recordless_flatten_id
 from tests.faults.conftest import (
     BTC,
     CASH,
@@ -224,7 +224,8 @@ def test_a_flatten_has_no_side_is_logged_unknown_and_closes_what_the_venue_holds
         events = gw.execute(action)
     assert events == []
     assert venue.engine.positions() == []  # closed by a reduce-only market sell
-    (close,) = [o for o in venue.engine.orders() if o.client_id == f"flat-7-{BTC.symbol}"]
+    cid = recordless_flatten_id(7, BTC.symbol)
+    (close,) = [o for o in venue.engine.orders() if o.client_id == cid]
     assert (close.side, close.type, close.reduce_only, close.size) == (
         OrderSide.SELL,
         OrderType.MARKET,
@@ -232,7 +233,7 @@ def test_a_flatten_has_no_side_is_logged_unknown_and_closes_what_the_venue_holds
         0.3,
     )
     assert wal_rows(db) == [
-        ("flatten", BTC.symbol, "unknown", f"flat-7-{BTC.symbol}", "acknowledged", None)
+        ("flatten", BTC.symbol, "unknown", cid, "acknowledged", None)
     ]
 
 
@@ -246,7 +247,8 @@ def test_a_flatten_with_nothing_held_is_logged_unknown_and_does_not_crash(venue,
     assert events == []
     assert len(venue.engine.orders()) == before  # nothing sent
     ((kind, symbol, side, cid, state, reason),) = wal_rows(db)
-    assert (kind, symbol, side, cid) == ("flatten", ETH.symbol, "unknown", f"flat-8-{ETH.symbol}")
+    expected = ("flatten", ETH.symbol, "unknown", recordless_flatten_id(8, ETH.symbol))
+    assert (kind, symbol, side, cid) == expected
     assert state == "rejected" and "nothing held" in reason
     assert [(p.symbol, p.size) for p in venue.engine.positions()] == [(BTC.symbol, 0.3)]
 
@@ -257,7 +259,7 @@ def test_a_flatten_left_unresolved_by_a_crash_is_resolved_by_client_id(venue, tm
     (acknowledged if the order is there, rejected if not) and never rebuilds a side."""
     db = tmp_path / "trading.duckdb"
     venue.orders.submit(order("held", BTC.symbol, OrderSide.BUY, OrderType.MARKET, 0.3))
-    cid = f"flat-3-{BTC.symbol}"
+    cid = recordless_flatten_id(3, BTC.symbol)
     at = datetime.now(UTC)
     entry = new_intent(Flatten(BTC.symbol, "crash test"), at=at, intent_id=cid)
     with open_store(db) as con:
@@ -322,7 +324,7 @@ def test_a_flatten_of_a_position_being_closed_is_applied_to_it_and_retires_its_e
     with open_store(db, read_only=True) as con:
         record = ex.position(con, "fl")
         flat = con.execute(
-            "SELECT position_id FROM fills WHERE client_id = ?", [f"flat-2-{BTC.symbol}"]
+            "SELECT position_id FROM fills WHERE client_id = ?", ["fl-fl-0"]  # the record's own
         ).fetchall()
     assert (record.state, record.close_reason) == (PositionState.CLOSED, "operator close")
     assert flat == [("fl",)]

@@ -15,6 +15,7 @@ from core.positions import (
     Position,
     PositionGone,
     PositionState,
+    SizeCorrected,
     StopCancelled,
     StopFilled,
     StopMissing,
@@ -134,6 +135,7 @@ def sample_events(event_type: type, p: Position) -> list[object]:
         CloseRequested: [CloseRequested(pid, "operator")],
         FlattenFilled: [FlattenFilled(pid, 10.0, 100.0), FlattenFilled(pid, 3.0, 100.0)],
         PositionGone: [PositionGone(pid, "gone")],
+        SizeCorrected: [SizeCorrected(pid, 6.0, T0, "venue"), SizeCorrected(pid, 14.0, T0, "v")],
     }
     return samples[event_type]
 

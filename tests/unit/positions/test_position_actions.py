@@ -46,8 +46,9 @@ def test_there_is_one_action_class_per_action_type() -> None:
 
 
 def test_flatten_declares_no_side_and_no_size() -> None:
+    # its client id comes from the one scheme; the venue's position decides side and size
     names = {f.name for f in fields(Flatten)}
-    assert names == {"symbol", "reason"}
+    assert names == {"symbol", "reason", "client_id", "position_id"}
 
 
 @pytest.mark.parametrize("action", ONE_OF_EACH, ids=lambda a: a.action_type.value)

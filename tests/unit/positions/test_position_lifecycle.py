@@ -41,6 +41,7 @@ from core.positions import (
     plan_tp_backfill,
     tp_backfill,
 )
+from core.protection import ProtectionRules, plan_protection
 
 
 def kinds(actions: list) -> list[str]:
@@ -185,10 +186,18 @@ def test_a_partly_filled_entry_cancelled_keeps_the_fill_and_places_tps_for_it() 
     assert sum(a.size for a in actions if isinstance(a, PlaceTp)) == 4.0
 
 
-def test_a_rejected_stop_is_retried_under_a_new_client_id() -> None:
+def test_a_rejected_stop_is_retried_under_a_new_client_id_by_the_planner_only() -> None:
+    # The machine never resends a refused stop itself (the seed resent the same invalid
+    # price four times a cycle): it moves to the next attempt and the protection planner
+    # sends that one, checked against the mark and capped per cycle.
     p = filled()
     p, actions = apply(p, StopRejected("p1", "p1-sl-0", "would trigger"))
-    assert actions == [PlaceStop("p1", SYMBOL, OrderSide.SELL, 10.0, 90.0, "p1-sl-1")]
+    assert actions == []
+    assert (p.stop_attempt, p.stop_rejections, p.stop_problem) == (1, 1, "would trigger")
+    rules = ProtectionRules(stop_attempts_per_cycle=2)
+    _, retry = plan_protection(p, 100.0, rules, sent_this_cycle=1)
+    assert retry == [PlaceStop("p1", SYMBOL, OrderSide.SELL, 10.0, 90.0, "p1-sl-1")]
+    assert plan_protection(p, 100.0, rules, sent_this_cycle=2)[1] == []
     stale, actions = apply(p, StopRejected("p1", "p1-sl-0", "late duplicate"))
     assert stale == p and actions == []
 
@@ -220,9 +229,11 @@ def test_a_partial_stop_fill_re_protects_the_rest() -> None:
 def test_close_requested_flattens_without_a_side_and_stops_stay_until_flat() -> None:
     p, actions = apply(protected(), CloseRequested("p1", "operator"))
     assert p.state is PositionState.CLOSING
-    assert actions == [Flatten(SYMBOL, "operator")]
+    assert actions == [Flatten(SYMBOL, "operator", "p1-fl-0", "p1")]
     rest, actions = apply(p, FlattenFilled("p1", 4.0, 100.0))
-    assert rest.state is PositionState.CLOSING and actions == [Flatten(SYMBOL, "operator")]
+    # the rest goes out under the next attempt's id: one id, one order, never reused
+    assert rest.state is PositionState.CLOSING
+    assert actions == [Flatten(SYMBOL, "operator", "p1-fl-1", "p1")]
     done, actions = apply(rest, FlattenFilled("p1", 6.0, 100.0))
     assert done.state is PositionState.CLOSED
     assert {a.venue_order_id for a in actions} == {"s-p1", "t1-p1", "t2-p1", "t3-p1"}
@@ -233,14 +244,18 @@ def test_close_requested_while_the_entry_works_cancels_the_entry_too() -> None:
     _, actions = apply(p, CloseRequested("p1", "kill switch"))
     assert actions == [
         Cancel("p1", SYMBOL, "kill switch", client_id="p1-en-0"),
-        Flatten(SYMBOL, "kill switch"),
+        Flatten(SYMBOL, "kill switch", "p1-fl-0", "p1"),
     ]
 
 
-def test_position_gone_closes_the_record_only() -> None:
-    p, actions = apply(protected(), PositionGone("p1", "ORPHAN"))
-    assert p.state is PositionState.CLOSED
-    assert actions == [CloseRecord("p1", SYMBOL, "ORPHAN")]
+def test_position_gone_closes_the_record_and_cancels_its_own_exits_but_never_flattens() -> None:
+    # Its stop and TPs would otherwise stay working on a flat market and later close
+    # part of a new position (issue 9, downtime).
+    p, actions = apply(protected(), PositionGone("p1", "ORPHAN", realised_pnl=-3.5))
+    assert p.state is PositionState.CLOSED and p.realised_pnl == -3.5
+    assert actions[0] == CloseRecord("p1", SYMBOL, "ORPHAN")
+    assert all(isinstance(a, Cancel) for a in actions[1:])
+    assert {a.venue_order_id for a in actions[1:]} == {"s-p1", "t1-p1", "t2-p1", "t3-p1"}
 
 
 def test_late_acknowledgements_after_close_are_cancelled() -> None:

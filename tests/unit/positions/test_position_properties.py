@@ -8,6 +8,7 @@ from position_builders import T0, in_state, pending, protection, stop_order
 
 from core.actions import Cancel, CloseRecord, Flatten, ImportPosition, MoveStop, PlaceStop
 from core.orders import OrderSide, PositionReport, PositionSide
+from core.position_events import SizeCorrected
 from core.positions import (
     OPEN_STATES,
     TERMINAL_STATES,
@@ -33,6 +34,7 @@ from core.positions import (
     TpRejected,
     apply,
 )
+from core.protection import ProtectionRules, needs_stop, plan_protection
 from core.reconcile import reconcile
 
 SIZES = st.sampled_from([1.0, 2.0, 3.0, 5.0, 10.0])
@@ -43,7 +45,7 @@ LEVELS = st.sampled_from([1, 2, 3])
 # One fixed strategy of event "recipes", turned into an event for the current position in
 # plain Python: building a fresh strategy per step is what makes such tests slow.
 RECIPES = st.tuples(
-    st.integers(0, 16),  # event type
+    st.integers(0, 17),  # event type
     st.integers(0, 6),  # 6 = an event for a stranger position
     st.integers(0, 9),  # which known id (or a fresh one)
     SIZES,
@@ -79,6 +81,7 @@ def event_from(recipe: tuple, p: Position) -> object:
         lambda: CloseRequested(pid, "r"),
         lambda: FlattenFilled(pid, size, price),
         lambda: PositionGone(pid, "r"),
+        lambda: SizeCorrected(pid, size, T0, "r"),
     ]
     return makers[kind]()
 
@@ -101,9 +104,17 @@ def check_step(
         if isinstance(action, Cancel) and working_stop and action.venue_order_id == working_stop:
             assert after.state is PositionState.CLOSED  # the working stop goes only when flat
     assert after.size >= 0
+    if isinstance(event, SizeCorrected) and after.state in OPEN_STATES:
+        assert after.size == event.venue_size  # the venue's truth, taken as it is
     if after.state in OPEN_STATES:
         assert after.size > 0
-        assert after.stop_order_id is not None or after.stop_client_id in stops_asked
+        if after.stop_order_id is None and after.stop_client_id not in stops_asked:
+            # A refused stop is never resent by the machine; the protection planner asks
+            # for the next attempt's id (never the refused one again).
+            assert needs_stop(after)
+            _, retry = plan_protection(after, None, ProtectionRules(), sent_this_cycle=0)
+            assert [a.client_id for a in retry] == [after.stop_client_id]
+            stops_asked.add(after.stop_client_id)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -173,7 +184,7 @@ def venue_orders(draw: st.DrawFn, known: list[Position]) -> list:
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), known=known_positions, venue=reports, startup=st.booleans())
-def test_reconcile_never_flattens_cancels_or_acts_on_what_it_does_not_understand(
+def test_reconcile_never_flattens_and_cancels_only_orders_its_records_name(
     data: st.DataObject, known: list[Position], venue: list[PositionReport], startup: bool
 ) -> None:
     orders = data.draw(venue_orders(known))
@@ -187,13 +198,23 @@ def test_reconcile_never_flattens_cancels_or_acts_on_what_it_does_not_understand
         protection=protection(),
         now=T0,
     )
-    assert not any(isinstance(a, Flatten | Cancel) for a in result.actions)
+    assert not any(isinstance(a, Flatten) for a in result.actions)
 
     reports_by_symbol = {s: [r for r in venue if r.symbol == s] for s in SYMBOLS}
     tracked = [p for p in known if p.state not in TERMINAL_STATES]
     tracked_by_symbol = {s: [p for p in tracked if p.symbol == s] for s in SYMBOLS}
+    closed_now = {a.position_id for a in result.actions if isinstance(a, CloseRecord)}
+    resized = {e.position_id for e in result.events if isinstance(e, SizeCorrected)}
     for action in result.actions:
         there = reports_by_symbol[action.symbol]
+        if isinstance(action, Cancel):
+            # only an order the record itself named, when it closes or its ladder is
+            # re-sized to the venue's size (no owners map here: nothing else is ours)
+            (owner,) = [p for p in known if p.position_id == action.position_id]
+            assert action.position_id in closed_now | resized
+            named = {owner.stop_order_id, *owner.tp_order_ids.values()}
+            assert action.venue_order_id in named or action.client_id == owner.entry_client_id
+            continue
         if isinstance(action, CloseRecord):
             assert not startup and action.position_id in missing and not there
             continue

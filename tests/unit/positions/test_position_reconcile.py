@@ -7,7 +7,7 @@ from collections.abc import Sequence, Set
 
 from position_builders import GRID, SYMBOL, T0, filled, pending, protected, protection, stop_order
 
-from core.actions import CloseRecord, ImportPosition, PlaceStop
+from core.actions import Cancel, CloseRecord, ImportPosition, PlaceStop
 from core.orders import Order, OrderSide, OrderType, PositionReport, PositionSide
 from core.positions import Position, PositionState, StopFilled, StopMissing, StopPlaced, apply
 from core.reconcile import ImportProtection, MarketGrid, ReconcileResult, reconcile
@@ -108,14 +108,18 @@ def test_phantom_on_a_market_without_a_grid_is_deferred_not_guessed() -> None:
 # --- ORPHAN -----------------------------------------------------------------------------
 
 
-def test_orphan_needs_two_consecutive_sightings_and_never_acts_at_the_venue() -> None:
+def test_orphan_needs_two_consecutive_sightings_never_flattens_and_cancels_its_exits() -> None:
     p = protected()
     first = run([p], [])
     assert first.actions == () and first.events == ()
     assert first.suspected_missing == {"p1"}
     assert "ORPHAN suspected" in logs_with(first, "ORPHAN")[0]
     second = run([p], [], missing=first.suspected_missing)
-    assert second.actions == (CloseRecord("p1", SYMBOL, "ORPHAN: absent at the venue twice"),)
+    record, *cancels = second.actions
+    assert record == CloseRecord("p1", SYMBOL, "ORPHAN: absent at the venue twice")
+    # its own stop and TPs would stay working on a flat market: cancelled, nothing else
+    assert all(isinstance(a, Cancel) for a in cancels)
+    assert {a.venue_order_id for a in cancels} == {"s-p1", "t1-p1", "t2-p1", "t3-p1"}
     assert second.positions[0].state is PositionState.CLOSED
     assert second.suspected_missing == frozenset()
 
@@ -174,11 +178,33 @@ def test_side_mismatch_is_logged_and_deferred() -> None:
     assert "deferred" in logs_with(result, "UNKNOWN")[0]
 
 
-def test_size_mismatch_is_logged_and_deferred_but_a_missing_stop_is_still_placed() -> None:
+def test_a_size_mismatch_is_resolved_from_the_venue_and_the_stop_covers_the_venue_size() -> None:
+    # Deferring it forever (the seed's "size mismatch ... deferred" every cycle) left a
+    # stop and TPs sized for a position the venue did not hold.
     bigger = PositionReport(SYMBOL, PositionSide.LONG, 12.0, 100.0)
     result = run([protected()], [bigger], [])
-    assert "size mismatch" in logs_with(result, "UNKNOWN")[0]
-    assert [a.action_type.value for a in result.actions] == ["place_stop"]
+    (line,) = logs_with(result, "SIZE_MISMATCH")
+    assert "record 10.0, venue 12.0; resolved from the venue" in line
+    (record,) = result.positions
+    assert record.size == 12.0 and record.size_basis_ts == T0
+    stops = [a for a in result.actions if a.action_type.value == "place_stop"]
+    assert [s.size for s in stops] == [12.0]
+    # the TP ladder (0.5/0.3/0.2 of 12 on a lot of 1) is re-sized: TP1 5 -> 6, TP3 2 -> 3
+    placed = {a.level: a.size for a in result.actions if a.action_type.value == "place_tp"}
+    assert placed == {1: 6.0, 3: 3.0}
+    cancelled = {a.venue_order_id for a in result.actions if isinstance(a, Cancel)}
+    assert cancelled == {"t1-p1", "t3-p1"}
+    assert sum(t.size for t in record.tps) == 12.0
+
+
+def test_a_smaller_venue_size_shrinks_the_record_and_its_ladder_never_beyond_what_is_held() -> None:
+    smaller = PositionReport(SYMBOL, PositionSide.LONG, 4.0, 100.0)
+    orders = [stop_order("s-p1")]
+    result = run([protected()], [smaller], orders)
+    (record,) = result.positions
+    assert record.size == 4.0 and record.stop_order_id == "s-p1"  # a bigger stop still covers
+    assert sum(t.size for t in record.tps if not t.filled) == 4.0
+    assert not any(a.action_type.value in ("place_stop", "move_stop") for a in result.actions)
 
 
 def test_several_reports_or_records_for_one_market_are_deferred() -> None:

@@ -19,6 +19,7 @@ from core.actions import (
 )
 from core.orders import Order, OrderSide, OrderStatus, OrderType
 from core.positions import PositionState, StopPlaced, StopRejected, TpPlaced, apply
+from core.protection import ProtectionRules, plan_protection
 from core.wal import (
     FINAL_STATES,
     WAL_TRANSITIONS,
@@ -155,8 +156,10 @@ def test_absent_after_a_send_is_rejected_and_the_stop_retried_under_a_new_id(
     final = apply_resolution(entry, res, at=T1)
     event = position_event(final)
     assert event == StopRejected("p1", "p1-sl-0", "absent at the venue after a send")
-    _, actions = apply(filled(), event)
-    assert [a.client_id for a in actions] == ["p1-sl-1"]
+    after, actions = apply(filled(), event)
+    assert actions == []  # no blind resend from the machine: the planner sends the next id
+    _, retry = plan_protection(after, 100.0, ProtectionRules(), sent_this_cycle=0)
+    assert [a.client_id for a in retry] == ["p1-sl-1"]
 
 
 def test_cancels_and_local_intents_are_repeated() -> None:

@@ -249,7 +249,9 @@ def test_property_worlds_are_not_vacuous_many_produce_approved_intents() -> None
     """Guards the generators above: invariants over refused-only worlds would prove nothing."""
     seen = {"worlds": 0, "with_approvals": 0}
 
-    @settings(max_examples=20, deadline=None, derandomize=True, database=None)
+    # 60, not 20: which worlds a derandomized run draws depends on the constants hypothesis
+    # harvests from every loaded module, so a small sample can be unlucky as code grows
+    @settings(max_examples=60, deadline=None, derandomize=True, database=None)
     @given(w=worlds())
     def count(w: World) -> None:
         approved = approved_of(allocate(w)[1])

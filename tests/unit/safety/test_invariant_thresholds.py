@@ -120,6 +120,7 @@ def test_no_equity_halts_with_a_clear_cause(equity: float) -> None:
     assert {c.name for c in report.checks} == {
         InvariantName.EQUITY,
         InvariantName.CONCURRENT_POSITIONS,
+        InvariantName.UNPROTECTED,  # counts, not ratios: still checked without equity
     }
 
 
