@@ -138,10 +138,10 @@ def deflated_sharpe_ratio(
 ) -> DeflatedSharpe | None:
     """DSR of the chosen configuration's per-period returns over the trials of the sweep.
 
-    Give either trial_sharpes (every trial's per-period Sharpe: N = their count,
-    V = their sample variance) or both n_trials and sharpe_variance. Returns None when
-    the chosen returns have no Sharpe (under 2 returns, zero deviation). Refuses a mix
-    of both forms, fewer than 2 trial Sharpes, and non-finite values.
+    Give either trial_sharpes (every trial's per-period Sharpe, the chosen one included:
+    N = their count, V = their sample variance) or both n_trials and sharpe_variance.
+    Returns None when the chosen returns have no Sharpe (under 2 returns, zero deviation).
+    Refuses a mix of both forms, fewer than 2 trial Sharpes, and non-finite values.
     """
     n, variance = _trials(trial_sharpes, n_trials, sharpe_variance)
     m = return_moments(returns)
