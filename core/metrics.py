@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from itertools import pairwise
 from typing import TypeVar
 
 import numpy as np
@@ -119,7 +120,7 @@ class EquityCurve:
             )
         for t in self.ts:
             _require_utc("equity curve ts", t)
-        if any(b <= a for a, b in zip(self.ts, self.ts[1:], strict=False)):
+        if any(b <= a for a, b in pairwise(self.ts)):
             raise ValueError("equity curve timestamps must be strictly increasing")
         if not all(math.isfinite(v) for v in self.equity):
             raise ValueError("equity curve holds a non-finite value (NaN or inf)")
