@@ -115,7 +115,7 @@ def test_orders_fill_when_anyone_advances_the_feed_clock():
     ex.place(spec("lmt", limit_price=99.5))
     feed.clock.advance()  # not through the exchange: the cycle moving its own venue
     assert ex.open_orders() == []
-    assert ex.positions()[0]["size"] == 1.0
+    assert ex.positions()[0]["size"] == "1.0"  # Kraken sends numbers as decimal strings here
 
 
 def test_a_market_listed_later_becomes_an_instrument():
@@ -148,7 +148,7 @@ def test_orders_status_keeps_closed_orders_only_briefly_like_kraken():
     [
         (spec("post", limit_price=101.0), "postWouldExecute"),
         (spec("ioc", limit_price=99.0), "iocWouldNotExecute"),
-        (spec("stp", stop_price=95.0, limit_price=94.0), "invalidOrderType"),
+        (spec("stp", stop_price=95.0, limit_price=94.3), "invalidPrice"),  # off the tick
         (spec("lmt"), "invalidPrice"),
         (spec("lmt", size=0.0, limit_price=99.0), "invalidSize"),
         (spec("lmt", size=0.0015, limit_price=99.0), "invalidSize"),
@@ -168,7 +168,7 @@ def test_ioc_fills_what_crosses_and_cancels_the_rest():
     ex = SimExchange(Feed(), PaperConfig(max_fill_fraction=0.5))
     sent = ex.place(spec("ioc", limit_price=100.5))
     assert [e["type"] for e in sent["orderEvents"]] == ["EXECUTION"]
-    assert ex.open_orders() == [] and ex.positions()[0]["size"] == 0.5
+    assert ex.open_orders() == [] and ex.positions()[0]["size"] == "0.5"
 
 
 def test_unknown_symbol_is_an_api_error():
