@@ -151,7 +151,7 @@ class _Handler(BaseHTTPRequestHandler):
             return exc.http_status, self._error_body(exc.code)
         except VenueRetryableError as exc:
             log.warning("KRAKEN_SIM_FEED_UNAVAILABLE endpoint=%s error=%s", route.name, exc)
-            return 503, self._error_body("unavailable")
+            return 503, self._error_body("Unavailable")
         except VenueError as exc:  # e.g. the replay data has run out
             log.error("KRAKEN_SIM_FEED_ERROR endpoint=%s error=%s", route.name, exc)
             return 500, self._error_body("Server Error")
