@@ -27,3 +27,4 @@ class Ticker:
     bid: float | None
     ask: float | None
     volume_24h_usd: float | None
+    problem: str | None = None  # why the venue's answer for this market is unusable

@@ -101,6 +101,32 @@ class Fill:
 
 
 @dataclass(frozen=True, slots=True)
+class RealisedPnl:
+    """One fill as the venue's account log booked it: the PnL it realised and its fee.
+
+    The account log reaches further back than the fills list, so an exit older than the
+    fills look-back can still be recovered from it. fill_id is the venue's execution id
+    (the fill id /fills reports); position_before / position_after are signed contracts
+    (long > 0), None when the venue did not say.
+    """
+
+    entry_id: str
+    symbol: str
+    fill_id: str | None
+    ts: datetime
+    realised_pnl: float
+    fee: float
+    price: float | None = None
+    position_before: float | None = None
+    position_after: float | None = None
+
+    @property
+    def closed_position(self) -> bool:
+        """True when this fill left the position flat (an exit, not a partial reduction)."""
+        return self.position_after == 0 and bool(self.position_before)
+
+
+@dataclass(frozen=True, slots=True)
 class PositionReport:
     """A venue's view of one open position."""
 

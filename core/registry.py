@@ -20,6 +20,22 @@ from schemas.frames import Markets, polars_schema
 log = logging.getLogger("smc_trader.registry")
 
 PINNED_BYPASS_LOG = "Tier A coin bypassing filters (trusted major)"
+UNKNOWN_CANDIDATE_LOG = "MARKETS_UNKNOWN_CANDIDATE"
+BAD_TICKER_LOG = "MARKET_BAD_TICKER"
+_reported_problems: set[tuple[str, str]] = set()  # (symbol, problem) already logged
+
+
+def _log_problem_once(symbol: str, problem: str) -> None:
+    """A malformed venue answer is logged the first time it is seen, not every cycle."""
+    if (symbol, problem) in _reported_problems:
+        return
+    _reported_problems.add((symbol, problem))
+    log.warning(
+        "%s symbol=%s: %s; the market is REJECT until the venue answers",
+        BAD_TICKER_LOG,
+        symbol,
+        problem,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +77,34 @@ def classify(
     )
 
 
+def warn_unknown_candidates(markets: Iterable[MarketInfo], config: MarketsConfig) -> list[str]:
+    """The candidate symbols no listed perpetual of the configured settlement carries,
+    logged (one line naming them all); returns them."""
+    listed = {m.base for m in markets if m.settle == config.settle}
+    unknown = [s for s in config.candidate_symbols if s not in listed]
+    if unknown:
+        log.warning(
+            "%s %s: markets.candidate_symbols names base assets the venue lists no %s-settled "
+            "perpetual for; they are not traded (check the spelling: bases as the registry "
+            "names them, e.g. BTC not XBT)",
+            UNKNOWN_CANDIDATE_LOG,
+            ",".join(unknown),
+            config.settle,
+        )
+    return unknown
+
+
 def build_registry(
     markets: Iterable[MarketInfo], tickers: Mapping[str, Ticker], config: MarketsConfig
 ) -> pl.DataFrame:
-    """The Markets frame: every perpetual in the configured universe, tiered and validated."""
+    """The Markets frame: every perpetual in the configured universe, tiered and validated.
+
+    A market whose ticker the venue marked as unusable (Ticker.problem) is REJECT with
+    that problem as its reason; the other markets are unaffected. Candidate symbols the
+    venue does not list are warned about (once per call, i.e. once per cycle).
+    """
+    markets = list(markets)
+    warn_unknown_candidates(markets, config)
     universe = set(config.candidate_symbols) | set(config.pinned_tier_a)
     rows = []
     for m in markets:
@@ -75,7 +115,11 @@ def build_registry(
         ticker = tickers.get(m.symbol)
         spread = spread_bps(ticker)
         volume = ticker.volume_24h_usd if ticker else None
-        c = classify(m.base, volume, spread, config)
+        if ticker is not None and ticker.problem:
+            _log_problem_once(m.symbol, ticker.problem)
+            c = Classification(Tier.REJECT, f"unusable ticker: {ticker.problem}")
+        else:
+            c = classify(m.base, volume, spread, config)
         pinned = m.base in config.pinned_tier_a
         if pinned:
             log.warning("%s: %s", m.symbol, PINNED_BYPASS_LOG)

@@ -219,6 +219,30 @@ class VenueConfig(Frozen):
         None, description="kraken: base URL override (a local Kraken-Futures simulator)"
     )
     timeout_ms: int = Field(10_000, ge=100, description="kraken: HTTP timeout per request")
+    read_attempts: int = Field(
+        8, ge=1, le=20, description="kraken: tries of one read (429, 5xx, timeout) before it fails"
+    )
+    read_backoff_s: float = Field(
+        0.2, ge=0.0, le=10.0, description="kraken: wait before the first retry of a read (doubles)"
+    )
+    read_backoff_max_s: float = Field(
+        3.2, ge=0.0, le=60.0, description="kraken: longest wait between two tries of a read"
+    )
+    cost_budget: int = Field(
+        450,
+        ge=25,
+        le=500,
+        description="kraken: request cost the bot spends per 10 s (Kraken allows 500)",
+    )
+
+    @model_validator(mode="after")
+    def _backoff_ordered(self) -> VenueConfig:
+        if self.read_backoff_max_s < self.read_backoff_s:
+            raise ValueError(
+                f"venue.read_backoff_max_s ({self.read_backoff_max_s}) must be >= "
+                f"venue.read_backoff_s ({self.read_backoff_s})"
+            )
+        return self
 
 
 class OhlcvConfig(Frozen):

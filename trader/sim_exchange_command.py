@@ -54,7 +54,9 @@ def register(subparsers: Any) -> None:
         action="append",
         default=[],
         metavar="SPEC",
-        help="e.g. server_error:3@sendorder, rate_limit:p0.1, ack_lost=drop@sendorder",
+        help="request faults, e.g. server_error:3@sendorder, rate_limit:p0.1, "
+        "ack_lost=drop@sendorder; exchange switches: partial_stop=0.5[,keep|,cancel], "
+        "wrong_side_stop=reject[,WORD], late_fills=N or late_fills=Nbars",
     )
     p.add_argument("--latency-ms", type=float, default=0.0)
     p.add_argument("--timeout-s", type=float, default=15.0, help="how long timeout faults hang")
@@ -71,7 +73,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C or SIGTERM; returns the exit code (2 for unusable arguments)."""
     from core.errors import ConfigError
-    from venues.kraken_sim import Faults, parse_fault_spec, start_in_thread
+    from venues.kraken_sim import Faults, start_in_thread
 
     if not args.api_key or not args.api_secret:
         raise ConfigError(
@@ -79,14 +81,14 @@ def run(args: argparse.Namespace) -> int:
             "KRAKEN_API_SECRET): the simulator accepts only requests signed with that pair"
         )
     try:
-        rules = [parse_fault_spec(spec) for spec in args.fault]
         faults = Faults(
-            rules,
             latency_ms=args.latency_ms,
             timeout_s=args.timeout_s,
             seed=args.seed,
             rate_budget=args.rate_budget or None,
         )
+        for spec in args.fault:
+            faults.apply(spec)
         feed, funding = _feed(args)
         sim = start_in_thread(
             feed,
@@ -101,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"sim-exchange: {exc}") from exc
     if args.partial_fill < 1.0:
         sim.exchange.set_partial_fills(args.partial_fill)
-    _announce(sim, args, len(rules))
+    _announce(sim, args, len(args.fault))
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -170,7 +172,7 @@ def _announce(sim: Any, args: argparse.Namespace, n_faults: int) -> None:
         f"Kraken Futures simulator listening on {sim.url}\n"
         f"  feed: {args.venue}, {len(sim.exchange.catalogue)} markets, "
         f"clock {sim.now():%Y-%m-%d %H:%M} UTC ({pace})\n"
-        f"  {n_faults} fault rule(s); cost budget {args.rate_budget or 'off'} per 10 s\n"
+        f"  {n_faults} fault spec(s); cost budget {args.rate_budget or 'off'} per 10 s\n"
         f"Point the bot at it (same key pair in the environment):\n"
         f"  {key_env}={args.api_key} {secret_env}=<the secret> "
         f"trader run --venue kraken --api-url {sim.url}\n"

@@ -24,6 +24,7 @@ def make_venue(config: VenueConfig, secrets: Secrets | None = None) -> MarketDat
         return ReplayVenue(config.data_dir, start=start)
     if config.kind is VenueKind.KRAKEN:
         from venues.kraken import KrakenVenue, make_client
+        from venues.kraken_limits import ReadRetry
 
         key = (
             secrets.kraken_api_key.get_secret_value()
@@ -45,6 +46,12 @@ def make_venue(config: VenueConfig, secrets: Secrets | None = None) -> MarketDat
             api_key=key,
             api_secret=secret,
             rate_limit_ms=20 if local else None,
+            reads=ReadRetry(
+                attempts=config.read_attempts,
+                backoff_s=config.read_backoff_s,
+                backoff_max_s=config.read_backoff_max_s,
+            ),
+            cost_budget=config.cost_budget,
         )
         return KrakenVenue(client)
     raise ConfigError(f"venue.kind {config.kind!r} unknown: use sim, replay or kraken")

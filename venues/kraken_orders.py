@@ -16,6 +16,7 @@ import ipaddress
 import logging
 import math
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -33,9 +34,11 @@ from core.orders import (
     OrderType,
     PositionReport,
     PositionSide,
+    RealisedPnl,
 )
 from venues.base import Clock
-from venues.kraken import KrakenClient, translate
+from venues.kraken import KrakenClient, KrakenRefusedError, refusal_word, translate
+from venues.kraken_account_log import entries_of, log_ms
 
 log = logging.getLogger("smc_trader.kraken")
 
@@ -141,6 +144,15 @@ def _maybe_float(value: object) -> float | None:
     return float(value) if value not in (None, "") else None
 
 
+def _finite(value: object) -> float | None:
+    """A number from an answer, or None when absent or not a finite number."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _client_id(raw: Raw) -> str | None:
     value = raw.get("cliOrdId") or raw.get("clientId")
     return str(value) if value else None
@@ -224,6 +236,14 @@ def order_from_status_entry(entry: Raw, symbol: str, ts: datetime | None) -> Ord
     )
 
 
+def cancel_status(answer: Raw) -> Raw:
+    """Kraken's cancelStatus from ccxt's cancel_order answer: ccxt puts cancelStatus itself
+    in `info` (older shapes nest it as info.cancelStatus)."""
+    info: Raw = answer.get("info") or {}
+    nested = info.get("cancelStatus")
+    return nested if isinstance(nested, dict) else info
+
+
 def _event_body(event: Raw) -> Raw | None:
     """The order an event carries: `orderTrigger` for stops and take-profits, else `order`."""
     body = event.get("orderTrigger") or event.get("order")
@@ -259,19 +279,28 @@ def order_from_event(event: Raw, symbol: str, status: OrderStatus, ts: datetime 
 
 
 def fill_from_trade(trade: Raw) -> Fill:
-    """A ccxt trade from /fills; client_id is Kraken's cliOrdId, fee is ccxt's schedule estimate."""
+    """A ccxt trade from /fills; client_id is Kraken's cliOrdId, fee is ccxt's schedule estimate.
+
+    Size and price come from Kraken's raw `size` and `price`: ccxt leaves `amount` empty for
+    a market it did not load from /instruments. Refuses a fill without a time or a size."""
+    raw: Raw = trade.get("info") or {}
     ts = _utc(trade.get("timestamp"))
-    if ts is None:
-        raise VenueError(f"kraken fill {trade.get('id')} has no fillTime; cannot place it in time")
+    size = _maybe_float(raw.get("size"))
+    if size is None:
+        size = _maybe_float(trade.get("amount"))
+    if ts is None or size is None:
+        missing = "fillTime" if ts is None else "size"
+        raise VenueError(f"kraken fill {trade.get('id')} has no {missing}; cannot apply it")
+    price = _maybe_float(raw.get("price"))
     fee = trade.get("fee") or {}
     return Fill(
         fill_id=str(trade["id"]),
         venue_order_id=str(trade["order"]),
-        client_id=_client_id(trade.get("info") or {}),
+        client_id=_client_id(raw),
         symbol=str(trade["symbol"]),
         side=OrderSide(str(trade["side"]).lower()),
-        size=_float(trade.get("amount")),
-        price=_float(trade.get("price")),
+        size=size,
+        price=price if price is not None else _float(trade.get("price")),
         fee=_float(fee.get("cost")),
         ts=ts,
     )
@@ -302,6 +331,8 @@ def create_args(request: OrderRequest) -> tuple[str, float | None, Raw]:
     STOP -> orderType=stp&stopPrice=&triggerSignal=mark&reduceOnly=true; TAKE_PROFIT ->
     orderType=take_profit (ccxt forces reduceOnly). Trigger orders are always reduce-only:
     on Kraken they are exits, and a reduce-only order can never add exposure.
+    A trigger order with a price is a stop-limit / take-profit-limit (`limitPrice`): once
+    triggered it rests as a limit order at that price instead of trading at market.
     """
     params: Raw = {"cliOrdId": request.client_id}
     if request.reduce_only or request.type in TRIGGERS:
@@ -312,6 +343,8 @@ def create_args(request: OrderRequest) -> tuple[str, float | None, Raw]:
         params.update(triggerPrice=request.trigger_price, triggerSignal="mark")
     elif request.type is OrderType.TAKE_PROFIT:
         params.update(takeProfitPrice=request.trigger_price, triggerSignal="mark")
+    if request.type in TRIGGERS and request.price is not None:
+        return "limit", request.price, params
     return "market", None, params
 
 
@@ -319,9 +352,10 @@ def submitted_status(request: OrderRequest, ccxt_status: str | None, filled: flo
     """Our status of a just-sent order. A market order is immediate-or-cancel on Kraken:
     whatever did not fill at once is cancelled, though ccxt still says 'open'."""
     if ccxt_status not in ("open", "closed", "canceled"):
-        raise VenueError(
+        raise KrakenRefusedError(
             f"kraken create_order {request.client_id}: answered status {ccxt_status!r}; "
-            "the order was not placed"
+            "the order was not placed",
+            str(ccxt_status),
         )
     if request.type is OrderType.MARKET:
         return OrderStatus.FILLED if filled >= request.size * (1 - 1e-9) else OrderStatus.CANCELLED
@@ -334,7 +368,12 @@ def submitted_status(request: OrderRequest, ccxt_status: str | None, filled: flo
 
 
 class KrakenOrderVenue(KrakenClient):
-    """Implements core.orders.OrderVenue on Kraken Futures (live, demo or the simulator)."""
+    """Implements core.orders.OrderVenue on Kraken Futures (live, demo or the simulator).
+
+    Reads (orders, positions, the account, fills, the account log) are retried with
+    backoff inside Kraken's cost budget; `submit` and `cancel` are sent exactly once:
+    when their answer is lost the write-ahead log decides what happens next.
+    """
 
     name = "kraken"
 
@@ -345,47 +384,61 @@ class KrakenOrderVenue(KrakenClient):
         clock: Clock,
         fill_lookup_pages: int = 5,
         max_fill_pages: int = 10,
+        account_log_page: int = 500,
+        max_account_log_pages: int = 20,
     ) -> None:
         """fill_lookup_pages: /fills pages (100 fills each) order_by_client_id searches;
-        max_fill_pages: pages fills(since) reads before it stops (and logs) short of since."""
+        max_fill_pages: pages fills(since) reads before it stops (and logs) short of since;
+        account_log_page / max_account_log_pages: entries per account-log request and the
+        most requests realised_pnl makes before it stops (and logs) short of `until`."""
         self.exchange = exchange
         self.clock = clock
         self.fill_lookup_pages = fill_lookup_pages
         self.max_fill_pages = max_fill_pages
+        self.account_log_page = account_log_page
+        self.max_account_log_pages = max_account_log_pages
+        self._known: dict[str, Order] = {}  # orders this venue placed or listed, by venue id
 
     # -- plumbing ---------------------------------------------------------------------------
 
     def _symbol(self, kraken_id: object) -> str:
-        """The unified symbol of a Kraken id (some answers spell it in lower case)."""
-        raw = str(kraken_id or "")
-        by_id = self.exchange.markets_by_id or {}
-        for candidate in (raw, raw.upper()):
-            if candidate in by_id:
-                return str(by_id[candidate][0]["symbol"])
-        return raw
+        """The unified symbol of a Kraken id, or the id itself for a market not listed."""
+        return self._market_symbol(kraken_id) or str(kraken_id or "")
 
     def _stamp(self, ms: int | None) -> datetime:
         return _utc(ms) or self.clock.now()
 
+    def _remember(self, orders: list[Order]) -> list[Order]:
+        for order in orders:
+            self._known[order.venue_order_id] = order
+        return orders
+
     # -- orders -----------------------------------------------------------------------------
 
     def submit(self, request: OrderRequest) -> Order:
-        """Send one order carrying cliOrdId = request.client_id.
+        """Send one order carrying cliOrdId = request.client_id, exactly once (never retried
+        here: after an unknown outcome the write-ahead log looks the client id up first).
 
         Raises DuplicateClientIdError when an open order has this client id (look it up
         with order_by_client_id), VenueRetryableError when the outcome is unknown
-        (timeout, 5xx, 429: look it up before resending), VenueError when refused.
+        (timeout, 5xx, 429: look it up before resending), KrakenRefusedError (reason:
+        Kraken's status word) when Kraken placed nothing, VenueError for other refusals.
         """
         self._ensure_markets()
         kind, price, params = create_args(request)
-        placed = self._call(
-            f"create_order {request.client_id}",
-            lambda: self.exchange.create_order(
+        what = f"create_order {request.client_id}"
+        try:
+            placed = self.exchange.create_order(
                 request.symbol, kind, request.side.value, request.size, price, params
-            ),
-        )
+            )
+        except ccxt.BaseError as exc:
+            error = translate(exc, what)
+            reason = refusal_word(exc)
+            if reason is not None and type(error) is VenueError:
+                raise KrakenRefusedError(str(error), reason) from exc
+            raise error from exc
         filled = _float(placed.get("filled"))
-        return Order(
+        order = Order(
             venue_order_id=str(placed["id"]),
             client_id=request.client_id,
             symbol=request.symbol,
@@ -394,15 +447,23 @@ class KrakenOrderVenue(KrakenClient):
             size=request.size,
             filled=filled,
             status=submitted_status(request, placed.get("status"), filled),
-            price=request.price if request.type is OrderType.LIMIT else None,
+            price=request.price if request.type is not OrderType.MARKET else None,
             trigger_price=request.trigger_price if request.type in TRIGGERS else None,
             reduce_only=bool(params.get("reduceOnly")),
             ts=self._stamp(placed.get("timestamp")),
         )
+        self._remember([order])
+        return order
 
     def cancel(self, venue_order_id: str) -> Order | None:
-        """The order after the attempt: cancelled, or as it ended if it had already closed
-        (filled) within Kraken's ~5 s status window; None when Kraken does not know it."""
+        """The order after one cancel request (never retried here): cancelled, or as it ended
+        if it had already closed (filled) within Kraken's ~5 s status window; None when
+        Kraken does not know it.
+
+        A confirmed cancel is read from the answer itself (ccxt puts Kraken's cancelStatus in
+        `info`); only an answer without the order's event makes a second, /orders/status
+        call, and not even then for an order this venue placed or listed.
+        """
         self._ensure_markets()
         try:
             answer = self.exchange.cancel_order(venue_order_id)
@@ -410,17 +471,20 @@ class KrakenOrderVenue(KrakenClient):
             return self._order_by_venue_id(venue_order_id)
         except ccxt.BaseError as exc:
             raise translate(exc, f"cancel_order {venue_order_id}") from exc
-        status: Raw = (answer.get("info") or {}).get("cancelStatus") or {}
+        status = cancel_status(answer)
         event = next((e for e in status.get("orderEvents") or [] if _event_body(e)), None)
-        if event is None:  # an answer without the order: read it from /orders/status
-            return self._order_by_venue_id(venue_order_id)
-        body = _event_body(event) or {}
-        return order_from_event(
-            event,
-            self._symbol(body.get("symbol")),
-            OrderStatus.CANCELLED,
-            _utc(self.exchange.parse8601(body.get("timestamp"))),
-        )
+        if event is not None:
+            body = _event_body(event) or {}
+            return order_from_event(
+                event,
+                self._symbol(body.get("symbol")),
+                OrderStatus.CANCELLED,
+                _utc(self.exchange.parse8601(body.get("timestamp"))),
+            )
+        known = self._known.get(venue_order_id)
+        if status.get("status") == "cancelled" and known is not None:
+            return replace(known, status=OrderStatus.CANCELLED)
+        return self._order_by_venue_id(venue_order_id)
 
     def order_by_client_id(self, client_id: str) -> Order | None:
         """The order sent with this client id: the open one, else one closed within Kraken's
@@ -443,20 +507,22 @@ class KrakenOrderVenue(KrakenClient):
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
         self._ensure_markets()
-        listed = self._call("fetch_open_orders", self.exchange.fetch_open_orders)
-        orders = [
-            order_from_open_row(
-                o["info"], self._symbol(o["info"].get("symbol")), _utc(o.get("timestamp"))
-            )
-            for o in listed
-        ]
+        listed = self._read("fetch_open_orders", self.exchange.fetch_open_orders)
+        orders = self._remember(
+            [
+                order_from_open_row(
+                    o["info"], self._symbol(o["info"].get("symbol")), _utc(o.get("timestamp"))
+                )
+                for o in listed
+            ]
+        )
         return [o for o in orders if symbol is None or o.symbol == symbol]
 
     def _open_by_client_id(self, client_id: str) -> Order | None:
         return next((o for o in self.open_orders() if o.client_id == client_id), None)
 
     def _statuses(self, what: str, params: Raw) -> list[Order]:
-        listed = self._call(what, lambda: self.exchange.fetch_orders(params=params))
+        listed = self._read(what, lambda: self.exchange.fetch_orders(params=params))
         return [
             order_from_status_entry(
                 o["info"], self._symbol(o["info"]["order"].get("symbol")), _utc(o.get("timestamp"))
@@ -499,32 +565,45 @@ class KrakenOrderVenue(KrakenClient):
     # -- account ----------------------------------------------------------------------------
 
     def positions(self) -> list[PositionReport]:
-        """Open positions; the mark comes from the (public, free) tickers."""
+        """Open positions; the mark comes from the (public, free) tickers, and the unrealised
+        PnL, which /openpositions does not report, from the mark and the entry price."""
         self._ensure_markets()
-        listed = self._call("fetch_positions", self.exchange.fetch_positions)
+        listed = self._read("fetch_positions", self.exchange.fetch_positions)
         held = [p for p in listed if _float(p.get("contracts")) > 0]
         if not held:
             return []
-        symbols = sorted({str(p["symbol"]) for p in held})
-        tickers = self._call("fetch_tickers", lambda: self.exchange.fetch_tickers(symbols))
-        return [
-            PositionReport(
-                symbol=str(p["symbol"]),
-                side=PositionSide(str(p["side"]).lower()),
-                size=_float(p.get("contracts")),
-                entry_price=_float(p.get("entryPrice")),
-                mark_price=_maybe_float((tickers.get(p["symbol"]) or {}).get("markPrice")),
-                unrealized_pnl=_maybe_float(p.get("unrealizedPnl")),
-            )
-            for p in held
-        ]
+        answer = self._read("fetch_tickers", self.exchange.publicGetTickers)
+        marks = {
+            self._symbol(row.get("symbol")): _finite(row.get("markPrice"))
+            for row in answer.get("tickers") or []
+            if isinstance(row, dict)
+        }
+        return [self._position(p, marks.get(str(p["symbol"]))) for p in held]
+
+    def _position(self, p: Raw, mark: float | None) -> PositionReport:
+        side = PositionSide(str(p["side"]).lower())
+        size = _float(p.get("contracts"))
+        entry = _float(p.get("entryPrice"))
+        pnl = _maybe_float(p.get("unrealizedPnl"))
+        if pnl is None and mark is not None:
+            contract = _float(p.get("contractSize"), 1.0)
+            direction = 1 if side is PositionSide.LONG else -1
+            pnl = (mark - entry) * size * contract * direction
+        return PositionReport(
+            symbol=str(p["symbol"]),
+            side=side,
+            size=size,
+            entry_price=entry,
+            mark_price=mark,
+            unrealized_pnl=pnl,
+        )
 
     def balance(self) -> Balance:
         """The multi-collateral ('flex') wallet: equity = portfolioValue (collateral plus
         unrealised PnL), margin_used = initialMargin of the open positions. Refuses an
         answer without that wallet (VenueError)."""
         self._ensure_markets()
-        answer = self._call("fetch_balance", self.exchange.fetch_balance)
+        answer = self._read("fetch_balance", self.exchange.fetch_balance)
         flex: Raw = ((answer.get("info") or {}).get("accounts") or {}).get("flex") or {}
         equity = _maybe_float(flex.get("portfolioValue"))
         if equity is None:
@@ -565,7 +644,7 @@ class KrakenOrderVenue(KrakenClient):
         before: int | None = None
         for _ in range(max_pages):
             params: Raw = {} if before is None else {"lastFillTime": self.exchange.iso8601(before)}
-            answer = self._call("fills", lambda p=params: self.exchange.privateGetFills(p))
+            answer = self._read("fills", lambda p=params: self.exchange.privateGetFills(p))
             rows = answer.get("fills") or []
             page = [self.exchange.parse_trade(row) for row in rows]
             fresh = [t for t in page if str(t["id"]) not in seen]
@@ -577,3 +656,43 @@ class KrakenOrderVenue(KrakenClient):
                 return
             # +1 ms: fills sharing the oldest millisecond are read again (and dropped), not skipped
             before = min(int(t["timestamp"]) for t in page) + 1
+
+    def realised_pnl(
+        self, symbol: str, since: datetime, until: datetime | None = None
+    ) -> list[RealisedPnl]:
+        """The venue's realised PnL entries of `symbol`'s fills with since <= time < until
+        (until=None: up to now), oldest first, from Kraken's account log: one entry per
+        fill ('futures trade'), with its fee, price and the position before and after it.
+
+        The account log reaches back further than /fills, so an exit older than the fills
+        look-back is found here. Reads at most max_account_log_pages requests and logs
+        KRAKEN_ACCOUNT_LOG_TRUNCATED when entries before `until` remain unread.
+        """
+        self._ensure_markets()
+        rows = self._account_log(since, until)
+        return entries_of(rows, symbol, self._symbol)
+
+    def _account_log(self, since: datetime, until: datetime | None) -> list[Raw]:
+        since_ms = int(since.timestamp() * 1000)
+        params: Raw = {"since": since_ms, "sort": "asc", "count": self.account_log_page}
+        if until is not None:
+            params["before"] = int(until.timestamp() * 1000)
+        rows: dict[int, Raw] = {}
+        for read in range(1, self.max_account_log_pages + 1):
+            answer = self._read(
+                "account_log", lambda p=dict(params): self.exchange.historyGetAccountLog(p)
+            )
+            page = [r for r in answer.get("logs") or [] if isinstance(r, dict)]
+            fresh = [r for r in page if int(r.get("id", -1)) not in rows]
+            rows.update((int(r.get("id", -1)), r) for r in fresh)
+            if len(page) < self.account_log_page or not fresh:
+                break
+            # the next page starts at the last entry's time (its entries are read again, dropped)
+            params["since"] = max(log_ms(self.exchange, r) for r in page)
+            if read == self.max_account_log_pages:
+                log.warning(
+                    "KRAKEN_ACCOUNT_LOG_TRUNCATED since=%s pages=%d: later entries unread",
+                    since,
+                    read,
+                )
+        return [rows[k] for k in sorted(rows)]

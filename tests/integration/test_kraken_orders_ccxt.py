@@ -33,6 +33,7 @@ from core.orders import (
 from core.precision import round_away, round_to_step
 from tests.support.feeds import CandleFeed, hourly_candles
 from venues.kraken import make_client
+from venues.kraken_limits import ReadRetry
 from venues.kraken_orders import KrakenOrderVenue
 from venues.kraken_sim import FaultKind, Faults, RunningSim, start_in_thread
 from venues.paper import PaperConfig
@@ -69,8 +70,23 @@ def serve(feed, **faults_kw) -> RunningSim:
     return start_in_thread(feed, KEY, SECRET, faults=faults, paper=PaperConfig(initial_cash=CASH))
 
 
-def venue_on(sim: RunningSim, *, secret: str = SECRET, timeout_ms: int = 3_000) -> KrakenOrderVenue:
-    exchange = make_client(api_url=sim.url, api_key=KEY, api_secret=secret, timeout_ms=timeout_ms)
+def venue_on(
+    sim: RunningSim,
+    *,
+    secret: str = SECRET,
+    timeout_ms: int = 3_000,
+    cost_budget: int | None = 450,
+    reads: ReadRetry | None = None,
+) -> KrakenOrderVenue:
+    """cost_budget=None for a simulator without Kraken's budget (throughput tests)."""
+    exchange = make_client(
+        api_url=sim.url,
+        api_key=KEY,
+        api_secret=secret,
+        timeout_ms=timeout_ms,
+        cost_budget=cost_budget,
+        reads=reads,
+    )
     # ccxt's own 600 ms throttle is for the real exchange; the simulator enforces Kraken's budget
     exchange.enableRateLimit = False
     return KrakenOrderVenue(exchange, clock=sim.exchange.feed.clock)
@@ -345,7 +361,7 @@ def test_positions_balance_and_fills_after_fills(venue, sim):
 
 def test_fills_and_the_lookup_page_back_past_krakens_100_fill_page():
     with serve(scripted_feed(), rate_budget=None) as sim:
-        venue = venue_on(sim)
+        venue = venue_on(sim, cost_budget=None)
         first_hour = sim.now()
         for i in range(60):
             side = OrderSide.BUY if i % 2 == 0 else OrderSide.SELL
@@ -469,20 +485,60 @@ def test_429_5xx_and_timeout_are_retryable_and_nothing_was_placed(sim):
     venue.exchange.session.close()
 
 
-def test_a_failed_lookup_raises_instead_of_answering_none(venue, sim):
+def test_a_failed_lookup_raises_instead_of_answering_none(sim):
     # a None here would tell the gateway "never sent" and make it send a duplicate
+    venue = venue_on(sim, reads=ReadRetry(attempts=3, backoff_s=0.01, backoff_max_s=0.02))
     for endpoint in ("openorders", "orders/status", "fills"):
-        sim.faults.inject(FaultKind.SERVER_ERROR, endpoints=[endpoint])
-        with pytest.raises(VenueUnavailableError):
+        sim.faults.inject(FaultKind.SERVER_ERROR, count=None, endpoints=[endpoint])
+        with pytest.raises(VenueUnavailableError, match="gave up after 3 attempts"):
             venue.order_by_client_id("anything")
+        sim.faults.clear()
+    venue.exchange.session.close()
 
 
-def test_krakens_cost_budget_refusal_is_a_rate_limit(venue, sim):
+def test_a_lookup_outlives_transient_failures_of_every_read(venue, sim):
+    venue.submit(req("seen", OrderType.MARKET, OrderSide.BUY, 0.1))
+    sim.advance(1)  # out of /orders/status' window: the lookup reads all three endpoints
+    for endpoint in ("openorders", "orders/status", "fills"):
+        sim.faults.inject(FaultKind.SERVER_ERROR, count=2, endpoints=[endpoint])
+    found = venue.order_by_client_id("seen")
+    assert (found.status, found.filled) == (OrderStatus.FILLED, 0.1)
+    assert sim.faults.rules() == []  # every injected failure was met, and retried past
+
+
+def test_krakens_cost_budget_refusal_is_a_rate_limit(sim):
+    venue = venue_on(sim, cost_budget=None)  # no client-side budget: Kraken's own refuses
     for i in range(50):  # sendorder costs 10 of Kraken's 500 per 10 s
         venue.submit(req(f"b-{i}", OrderType.LIMIT, OrderSide.BUY, 0.01, price=50_000.0))
     with pytest.raises(RateLimitedError):
         venue.submit(req("b-50", OrderType.LIMIT, OrderSide.BUY, 0.01, price=50_000.0))
     assert len(sim.engine.open_orders()) == 50
+    venue.exchange.session.close()
+
+
+def test_the_client_side_budget_keeps_the_bot_inside_krakens_limit():
+    # a 1 s window instead of Kraken's 10 s keeps the test short; the arithmetic is the same
+    with serve(scripted_feed(), rate_budget=100, rate_window_s=1.0) as sim:
+        exchange = make_client(
+            api_url=sim.url, api_key=KEY, api_secret=SECRET, cost_budget=90, cost_window_s=1.0
+        )
+        exchange.enableRateLimit = False
+        venue = KrakenOrderVenue(exchange, clock=sim.exchange.feed.clock)
+        started = time.perf_counter()
+        for i in range(25):  # 250 cost units: nearly three windows' worth at 90 a window
+            venue.submit(req(f"paced-{i}", OrderType.LIMIT, OrderSide.BUY, 0.01, price=50_000.0))
+        elapsed = time.perf_counter() - started
+        assert len(sim.engine.open_orders()) == 25  # none refused by the exchange's budget
+        stats = exchange.limiter.stats
+        assert stats.cost >= 250 and stats.waits >= 1
+        assert stats.waited_s >= 1.0  # 250 units at 90 a window cannot pass inside two windows
+        log.warning(
+            "KRAKEN_CLIENT_BUDGET orders=25 seconds=%.2f waits=%d waited=%.2fs",
+            elapsed,
+            stats.waits,
+            stats.waited_s,
+        )
+        exchange.session.close()
 
 
 def test_a_wrong_secret_and_a_rejection_are_not_retryable(sim):
@@ -505,7 +561,7 @@ def test_a_wrong_secret_and_a_rejection_are_not_retryable(sim):
 
 def test_two_hundred_limit_orders_are_each_acknowledged_once():
     with serve(scripted_feed(), rate_budget=None) as sim:
-        venue = venue_on(sim)
+        venue = venue_on(sim, cost_budget=None)
         venue.open_orders()  # markets loaded outside the timing
         started = time.perf_counter()
         orders = [
@@ -570,7 +626,7 @@ def test_full_lifecycle_on_real_btc_candles(real_data_dir):
     stop = round_away(entry * 0.97, tick, up=True)
     breakeven = round_away(entry, tick, up=True)
     with serve(feed, rate_budget=None) as sim:  # ~5 requests a bar for up to 100 bars
-        venue = venue_on(sim)
+        venue = venue_on(sim, cost_budget=None)
         fills = run_lifecycle(venue, sim, btc, 3 * btc.lot_size, stop, tps, breakeven, 100)
         assert fills[0].price == pytest.approx(entry)
         assert fills[1].price >= tps[0]

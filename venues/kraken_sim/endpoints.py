@@ -12,11 +12,11 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, unquote_plus
 
-from venues.kraken_sim.exchange import ApiError, OrderSpec, SimExchange
+from venues.kraken_sim.exchange import TRIGGER_SIGNALS, ApiError, OrderSpec, SimExchange
 from venues.kraken_sim.faults import (
     BATCH_BASE_COST,
     ENDPOINT_COST,
@@ -24,6 +24,7 @@ from venues.kraken_sim.faults import (
 )
 
 V3 = "/derivatives/api/v3/"
+HISTORY = "/api/history/v3/"
 CHARTS = re.compile(
     r"^/api/charts/v1/(?P<price_type>trade|mark|spot)/(?P<symbol>[^/]+)/(?P<interval>[^/]+)$"
 )
@@ -78,8 +79,8 @@ class Route:
 
     def cost(self, request: ApiRequest) -> int:
         """Kraken's rate-limit cost of this request (public endpoints cost nothing)."""
-        if not self.private:
-            return 0
+        if not self.private or self.name == "account-log":
+            return 0  # /history draws on its own pool, not modelled
         if self.name == "fills" and request.one("lastFillTime"):
             return FILLS_WITH_LAST_FILL_TIME_COST
         if self.name == "batchorder":
@@ -108,8 +109,11 @@ def _flag(value: object) -> bool:
 
 
 def order_spec(get: Callable[[str], object]) -> OrderSpec:
-    """sendorder's fields from a parameter getter (query string or batch instruction)."""
-    signal = str(get("triggerSignal") or "mark").lower().removesuffix("_price")
+    """sendorder's fields from a parameter getter (query string or batch instruction).
+    Refuses a triggerSignal outside Kraken's enum mark / index / last (invalidArgument)."""
+    signal = str(get("triggerSignal") or "mark")
+    if signal not in TRIGGER_SIGNALS:
+        raise ApiError("invalidArgument")
     limit = _number(get("limitPrice"))
     stop = _number(get("stopPrice"))
     cli = get("cliOrdId")
@@ -122,7 +126,7 @@ def order_spec(get: Callable[[str], object]) -> OrderSpec:
         stop_price=None if stop is None or math.isnan(stop) else stop,
         cli_ord_id=str(cli) if cli not in (None, "") else None,
         reduce_only=_flag(get("reduceOnly")),
-        trigger_signal=signal if signal in ("mark", "index", "last", "spot") else "mark",
+        trigger_signal=signal,
     )
 
 
@@ -131,6 +135,25 @@ def _time(value: str | None) -> datetime | None:
         return None
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ApiError("invalidArgument") from exc
+
+
+def _ms_time(value: str | None) -> datetime | None:
+    """A time given in epoch milliseconds, as the history API takes it."""
+    if value is None or value == "":
+        return None
+    try:
+        return datetime.fromtimestamp(int(float(value)) / 1000, UTC)
+    except (ValueError, OverflowError) as exc:
+        raise ApiError("invalidArgument") from exc
+
+
+def _int(value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
     except ValueError as exc:
         raise ApiError("invalidArgument") from exc
 
@@ -194,6 +217,18 @@ def fills(ex: SimExchange, req: ApiRequest) -> dict[str, Any]:
     return {"fills": ex.fills(_time(req.one("lastFillTime")))}
 
 
+def account_log(ex: SimExchange, req: ApiRequest) -> dict[str, Any]:
+    return ex.account_log(
+        since=_ms_time(req.one("since")),
+        before=_ms_time(req.one("before")),
+        from_id=_int(req.one("from")),
+        to_id=_int(req.one("to")),
+        ascending=(req.one("sort") or "desc") == "asc",
+        count=_int(req.one("count")),
+        info=req.one("info"),
+    )
+
+
 def send_order(ex: SimExchange, req: ApiRequest) -> dict[str, Any]:
     return {"sendStatus": ex.place(order_spec(req.one))}
 
@@ -243,6 +278,8 @@ ROUTES: dict[str, Route] = {
     f"{V3}cancelorder": Route("cancelorder", POST, True, cancel_order),
     f"{V3}cancelallorders": Route("cancelallorders", POST, True, cancel_all_orders),
     f"{V3}batchorder": Route("batchorder", POST, True, batch_order),
+    # the history API answers without the result/serverTime envelope
+    f"{HISTORY}account-log": Route("account-log", GET, True, account_log, enveloped=False),
 }
 TICKER = re.compile(rf"^{V3}tickers/(?P<symbol>[^/]+)$")
 TICKER_ROUTE = Route("tickers", GET, False, ticker)

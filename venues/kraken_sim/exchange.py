@@ -4,6 +4,12 @@ Its clock is the feed venue's clock. Before serving anything it replays into
 the engine the bars that closed since the last request, so however the feed's
 clock is moved (`advance` here, or the trading cycle advancing its own
 venue), orders fill in step with it and never ahead of it.
+
+It reads its behaviour switches (partial stop fills, wrong-side stops, late
+fill reports) from the `Faults` it shares with the HTTP layer. The `*_by_hand`
+methods change the account behind a client's back, as a person on Kraken's web
+interface would: orders placed without the bot's client ids, cancels, positions
+opened or closed.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from core.orders import OrderRequest, OrderSide, OrderType
 from core.precision import round_away
 from venues.base import MarketDataVenue
 from venues.kraken_sim import render
+from venues.kraken_sim.faults import Faults, WrongSideStops
 from venues.kraken_sim.instruments import (
     KrakenMarket,
     MarketCatalogue,
@@ -29,10 +36,14 @@ from venues.paper.config import PaperConfig
 from venues.paper.driver import TIMEFRAMES, FeedDriver, FundingSchedule, timeframe_of
 from venues.paper.engine import PaperEngine
 from venues.paper.errors import OrderRejectedError
-from venues.paper.orders import CancelOutcome, WorkingOrder
+from venues.paper.matching import Bar, is_triggered
+from venues.paper.orders import CancelOutcome, Execution, WorkingOrder
 
 CANDLES_PER_PAGE = 2000
 FILLS_PER_PAGE = 100
+ACCOUNT_LOG_COUNT = 500  # entries per account-log answer when the client asks for no count
+ACCOUNT_UID = "f3b6c1de-5a0e-4b8e-9d0a-5b1c2d3e4f50"
+TRIGGER_SIGNALS = ("mark", "index", "last")  # sendorder's triggerSignal enum
 MARKET_PROTECTION = 0.01  # Kraken turns mkt into ioc with a limit this far past the mark
 SEND_TYPES = {
     "lmt": OrderType.LIMIT,
@@ -79,10 +90,12 @@ class SimExchange:
         timeframe: str | None = None,
         funding: FundingSchedule | None = None,
         closed_order_retention: timedelta | None = timedelta(seconds=5),
+        faults: Faults | None = None,
     ) -> None:
         """timeframe: the bar the engine moves by (default: the feed clock's step).
         closed_order_retention: how long /orders/status still reports a closed order,
-        in exchange time (Kraken: 5 s); None keeps reporting every order."""
+        in exchange time (Kraken: 5 s); None keeps reporting every order.
+        faults: where the behaviour switches are read (the server's Faults)."""
         if timeframe is None:
             step = getattr(feed.clock, "step", None)
             if step is None:
@@ -98,8 +111,11 @@ class SimExchange:
             self.engine, feed, timeframe, symbols=self.catalogue.feed_to_engine(), funding=funding
         )
         self.closed_order_retention = closed_order_retention
+        self.faults = faults or Faults()
         self._signals: dict[str, str] = {}
         self._tickers: tuple[datetime, dict[str, object]] | None = None
+        self._fills_requests = 0  # /fills requests answered, for late fill reports
+        self._fill_seen_at: list[int] = []  # per execution: the /fills request that first saw it
         self.driver.prime()
 
     # -- time -------------------------------------------------------------------------
@@ -127,6 +143,7 @@ class SimExchange:
             yield self.now()
 
     def _sync(self) -> None:
+        self._apply_switches()
         done = self.driver.done_until
         if done is not None and self.now() <= done:
             return
@@ -142,6 +159,18 @@ class SimExchange:
     ) -> None:
         with self.lock:
             self.engine.set_partial_fills(max_fill_fraction, volume_participation)
+
+    def _apply_switches(self) -> None:
+        """Hand the partial-stop switch to the engine before it fills anything."""
+        switches = self.faults.switches
+        config = self.engine.config
+        if (config.trigger_fill_fraction, config.triggered_remainder) != (
+            switches.stop_fill_fraction,
+            switches.stop_remainder.value,
+        ):
+            self.engine.set_trigger_fills(
+                switches.stop_fill_fraction, switches.stop_remainder.value
+            )
 
     # -- market data ----------------------------------------------------------------------
 
@@ -219,6 +248,9 @@ class SimExchange:
                 reduce_only=spec.reduce_only,
             )
             mark = self.engine.mark(market.info.symbol)
+            refusal = self._wrong_side(request, mark)
+            if refusal is not None:
+                return {"status": refusal, "receivedTime": received, "orderEvents": []}
             try:
                 placement = self.engine.submit(
                     request, now, record_client_id=spec.cli_ord_id is not None
@@ -313,10 +345,11 @@ class SimExchange:
     # -- account ----------------------------------------------------------------------
 
     def fills(self, before: datetime | None) -> list[dict[str, object]]:
-        """The latest 100 fills (before `before` when given), newest first."""
-        with self.session():
+        """The latest 100 reported fills (before `before` when given), newest first. A fill
+        is reported once the late-fill switch's delay has passed (at once by default)."""
+        with self.session() as now:
             executions = [
-                e for e in self.engine.executions() if before is None or e.fill.ts < before
+                e for e in self._reported_executions(now) if before is None or e.fill.ts < before
             ]
             rows = []
             for execution in reversed(executions[-FILLS_PER_PAGE:]):
@@ -324,6 +357,110 @@ class SimExchange:
                 assert market is not None
                 rows.append(render.fill_json(execution, market.kraken_id))
             return rows
+
+    def _reported_executions(self, now: datetime) -> list[Execution]:
+        """The executions /fills may show in this request (counts the request)."""
+        executions = self.engine.executions()
+        request = self._fills_requests
+        self._fills_requests += 1
+        self._fill_seen_at += [request] * (len(executions) - len(self._fill_seen_at))
+        switches = self.faults.switches
+        bars = self.driver.step * switches.fill_delay_bars
+        return [
+            e
+            for e, seen in zip(executions, self._fill_seen_at, strict=True)
+            if request - seen >= switches.fill_delay_requests and e.fill.ts + bars <= now
+        ]
+
+    def account_log(
+        self,
+        *,
+        since: datetime | None = None,
+        before: datetime | None = None,
+        from_id: int | None = None,
+        to_id: int | None = None,
+        ascending: bool = False,
+        count: int | None = None,
+        info: str | None = None,
+    ) -> dict[str, object]:
+        """GET /account-log: two entries per execution (cash and position legs), newest
+        first unless ascending; since <= date < before, from_id <= id <= to_id, at most
+        `count` (default 500). Funding payments are not booked here (not modelled)."""
+        with self.session():
+            rows: list[dict[str, object]] = []
+            for number, execution in enumerate(self.engine.executions()):
+                market = self.catalogue.by_symbol(execution.fill.symbol)
+                assert market is not None
+                ts = execution.fill.ts
+                if (since is not None and ts < since) or (before is not None and ts >= before):
+                    continue
+                rows += render.account_log_rows(execution, market.kraken_id, number)
+            rows = [
+                r
+                for r in rows
+                if (from_id is None or int(r["id"]) >= from_id)  # type: ignore[call-overload]
+                and (to_id is None or int(r["id"]) <= to_id)  # type: ignore[call-overload]
+                and (info is None or r["info"] == info)
+            ]
+            rows.sort(key=lambda r: int(r["id"]), reverse=not ascending)  # type: ignore[call-overload]
+            return {"accountUid": ACCOUNT_UID, "logs": rows[: count or ACCOUNT_LOG_COUNT]}
+
+    # -- changes by hand ------------------------------------------------------------------
+
+    def place_by_hand(
+        self,
+        symbol: str,
+        side: str,
+        size: float,
+        *,
+        order_type: str = "mkt",
+        limit_price: float | None = None,
+        stop_price: float | None = None,
+        reduce_only: bool = False,
+        cli_ord_id: str | None = None,
+    ) -> dict[str, object]:
+        """An order placed on the account outside the bot (no client id unless given), as
+        sendorder answers it. symbol: unified (BTC/USD:USD) or Kraken's id (PF_XBTUSD)."""
+        spec = OrderSpec(
+            order_type=order_type,
+            symbol=self._kraken_id(symbol),
+            side=side,
+            size=size,
+            limit_price=limit_price,
+            stop_price=stop_price,
+            cli_ord_id=cli_ord_id,
+            reduce_only=reduce_only,
+        )
+        return self.place(spec)
+
+    def cancel_by_hand(self, order_id: str) -> dict[str, object]:
+        """Cancel one order outside the bot, as cancelorder answers it."""
+        return self.cancel(order_id, None)
+
+    def cancel_all_by_hand(self, symbol: str | None = None) -> dict[str, object]:
+        """Cancel every open order (of one market) outside the bot."""
+        return self.cancel_all(self._kraken_id(symbol) if symbol else None)
+
+    def open_position_by_hand(self, symbol: str, side: str, size: float) -> dict[str, object]:
+        """Open (or add to) a position at market outside the bot."""
+        return self.place_by_hand(symbol, side, size)
+
+    def close_position_by_hand(self, symbol: str) -> dict[str, object] | None:
+        """Close the whole position of one market at market outside the bot (reduce-only);
+        None when it is flat."""
+        with self.session():
+            market = self._market(self._kraken_id(symbol))
+            held = next(
+                (p for p in self.engine.positions() if p.symbol == market.info.symbol), None
+            )
+            if held is None:
+                return None
+            side = "sell" if held.side.value == "long" else "buy"
+            return self.place_by_hand(market.kraken_id, side, held.size, reduce_only=True)
+
+    def _kraken_id(self, symbol: str) -> str:
+        by_symbol = self.catalogue.by_symbol(symbol)
+        return by_symbol.kraken_id if by_symbol is not None else symbol
 
     def positions(self) -> list[dict[str, object]]:
         with self.session():
@@ -360,8 +497,6 @@ class SimExchange:
         if spec.order_type not in SEND_TYPES:
             return "invalidOrderType"
         kind = SEND_TYPES[spec.order_type]
-        if kind in (OrderType.STOP, OrderType.TAKE_PROFIT) and spec.limit_price is not None:
-            return "invalidOrderType"  # stop-limit orders are not simulated
         if spec.side not in ("buy", "sell"):
             return "invalidSide"
         if spec.size is None or not spec.size > 0:
@@ -382,6 +517,21 @@ class SimExchange:
                 return "postWouldExecute"
             if spec.order_type == "ioc" and not crosses:
                 return "iocWouldNotExecute"
+        return None
+
+    def _wrong_side(self, request: OrderRequest, mark: float | None) -> str | None:
+        """The refusal of a trigger order the mark has already passed, when switched on."""
+        switches = self.faults.switches
+        if (
+            switches.wrong_side_stops is not WrongSideStops.REJECT
+            or request.type not in (OrderType.STOP, OrderType.TAKE_PROFIT)
+            or request.trigger_price is None
+            or mark is None
+        ):
+            return None
+        at_mark = Bar(self.now(), mark, mark, mark, mark)
+        if is_triggered(request.type, request.side, request.trigger_price, at_mark):
+            return switches.wrong_side_reason
         return None
 
     @staticmethod

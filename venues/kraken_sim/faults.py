@@ -1,8 +1,15 @@
 """Fault switches of the simulator and Kraken's request-cost budget.
 
+Two kinds of switch. Request faults strike single HTTP requests (5xx, 429,
+timeouts, lost acknowledgements, rejections): `Faults.inject`, `parse_fault_spec`.
+Exchange switches change how the exchange behaves until switched back
+(`ExchangeSwitches`): triggered stops that fill only partly, stops refused when
+their trigger is already on the wrong side of the mark, fills reported late.
+
 Every switch can be set at construction, changed at runtime from a test
-(`Faults.inject`, `.latency_ms`, `.clear`), or given on the command line
-(`--fault SPEC`, see `parse_fault_spec`). Random draws come from one seeded
+(`Faults.inject`, `.partial_stop_fills`, `.refuse_wrong_side_stops`,
+`.delay_fill_reports`, `.latency_ms`, `.clear`), or given on the command line
+(`--fault SPEC`, see `Faults.apply`). Random draws come from one seeded
 generator, so the same request sequence meets the same faults.
 """
 
@@ -16,6 +23,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from venues.kraken_limits import BATCH_BASE_COST, ENDPOINT_COST, FILLS_WITH_LAST_FILL_TIME_COST
+
+__all__ = [
+    "BATCH_BASE_COST",
+    "ENDPOINT_COST",
+    "FILLS_WITH_LAST_FILL_TIME_COST",
+    "CostBudget",
+    "ExchangeSwitches",
+    "FaultKind",
+    "FaultRule",
+    "Faults",
+    "parse_fault_spec",
+]
+
 
 class FaultKind(StrEnum):
     SERVER_ERROR = "server_error"  # HTTP 5xx before anything is done
@@ -26,21 +47,46 @@ class FaultKind(StrEnum):
     REJECT = "reject"  # sendorder answered with a rejection status; nothing is placed
 
 
-# Kraken's cost per /derivatives endpoint (docs: "Derivatives Rate Limits"); public ones are free.
-ENDPOINT_COST = {
-    "sendorder": 10,
-    "editorder": 10,
-    "cancelorder": 10,
-    "accounts": 2,
-    "openpositions": 2,
-    "openorders": 2,
-    "fills": 2,
-    "cancelallorders": 25,
-    "cancelallordersafter": 25,
-    "orders/status": 1,
-}
-FILLS_WITH_LAST_FILL_TIME_COST = 25
-BATCH_BASE_COST = 9  # plus one per instruction in the batch
+class StopRemainder(StrEnum):
+    """What becomes of the unfilled rest of a triggered stop-market."""
+
+    KEEP = "keep"  # works on in the following bars until filled or cancelled
+    CANCEL = "cancel"  # cancelled at once: Kraken's immediate-or-cancel order after a trigger
+
+
+class WrongSideStops(StrEnum):
+    """A stop or take-profit whose trigger the mark has already passed when it arrives."""
+
+    TRIGGER = "trigger"  # placed; it triggers at the next price and fills at market
+    REJECT = "reject"  # refused with sendStatus `reason`; nothing is placed
+
+
+@dataclass(slots=True)
+class ExchangeSwitches:
+    """Exchange behaviour switched until switched back (read by SimExchange on every request).
+
+    stop_fill_fraction: a triggered stop fills at most this share of its size per fill
+    event (at least one lot); stop_remainder: what then becomes of the rest.
+    wrong_side_stops / wrong_side_reason: how a trigger already passed is answered.
+    fill_delay_requests / fill_delay_bars: /fills leaves a fill out of the next N /fills
+    requests (pages included) or the next N bars after it happened, while /openpositions,
+    /openorders and /orders/status already show its effect.
+    """
+
+    stop_fill_fraction: float = 1.0
+    stop_remainder: StopRemainder = StopRemainder.KEEP
+    wrong_side_stops: WrongSideStops = WrongSideStops.TRIGGER
+    wrong_side_reason: str = "invalidPrice"
+    fill_delay_requests: int = 0
+    fill_delay_bars: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.stop_fill_fraction <= 1:
+            raise ValueError(f"stop_fill_fraction must be in (0, 1], got {self.stop_fill_fraction}")
+        self.stop_remainder = StopRemainder(self.stop_remainder)
+        self.wrong_side_stops = WrongSideStops(self.wrong_side_stops)
+        if self.fill_delay_requests < 0 or self.fill_delay_bars < 0:
+            raise ValueError("fill delays must be >= 0 requests / bars")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +167,60 @@ class Faults:
         self.timeout_s = timeout_s
         self.budget = CostBudget(rate_budget, rate_window_s) if rate_budget else None
         self._rules = list(rules)
+        self._switches = ExchangeSwitches()
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
+
+    # -- exchange switches --------------------------------------------------------------
+
+    @property
+    def switches(self) -> ExchangeSwitches:
+        """A copy of the exchange switches now in force."""
+        with self._lock:
+            return replace(self._switches)
+
+    def partial_stop_fills(
+        self, fraction: float, remainder: StopRemainder | str = StopRemainder.KEEP
+    ) -> None:
+        """Triggered stops fill at most `fraction` of their size per fill event; the rest
+        keeps working ("keep") or is cancelled at once ("cancel", Kraken's IOC after a
+        trigger). fraction=1 switches it off."""
+        self._switch(stop_fill_fraction=fraction, stop_remainder=StopRemainder(remainder))
+
+    def refuse_wrong_side_stops(self, reason: str = "invalidPrice") -> None:
+        """Refuse a stop / take-profit whose trigger the mark has already passed, answering
+        sendStatus `reason`; `accept_wrong_side_stops` switches it off."""
+        self._switch(wrong_side_stops=WrongSideStops.REJECT, wrong_side_reason=reason)
+
+    def accept_wrong_side_stops(self) -> None:
+        self._switch(wrong_side_stops=WrongSideStops.TRIGGER)
+
+    def delay_fill_reports(self, requests: int = 0, bars: int = 0) -> None:
+        """/fills reports a fill only after `requests` more /fills requests, or `bars` bars,
+        have passed since it happened (both 0: at once)."""
+        self._switch(fill_delay_requests=requests, fill_delay_bars=bars)
+
+    def _switch(self, **changes: object) -> None:
+        with self._lock:
+            self._switches = replace(self._switches, **changes)  # type: ignore[arg-type]
+
+    def apply(self, spec: str) -> None:
+        """Apply one `--fault SPEC`: a request fault (see parse_fault_spec) or a switch:
+        `partial_stop=FRACTION[,keep|,cancel]`, `wrong_side_stop=reject[,WORD]` (or
+        `=trigger`), `late_fills=N` (N /fills requests) or `late_fills=Nbars`.
+        Refuses a malformed spec with the accepted forms (ValueError)."""
+        name, _, arg = spec.partition("=")
+        name = name.strip()
+        if name not in SWITCH_SPECS:
+            self.add(parse_fault_spec(spec))
+            return
+        try:
+            SWITCH_SPECS[name](self, arg.strip())
+        except (ValueError, KeyError) as exc:
+            raise ValueError(
+                f"--fault {spec!r}: {exc}; use partial_stop=0.5[,keep|,cancel], "
+                "wrong_side_stop=reject[,WORD] or =trigger, late_fills=N or late_fills=Nbars"
+            ) from None
 
     def inject(
         self,
@@ -148,9 +246,11 @@ class Faults:
             self._rules.append(rule)
 
     def clear(self) -> None:
-        """Remove every rule (latency and the cost budget stay as they are)."""
+        """Remove every rule and switch the exchange back to normal (latency and the cost
+        budget stay as they are)."""
         with self._lock:
             self._rules.clear()
+            self._switches = ExchangeSwitches()
 
     def rules(self) -> list[FaultRule]:
         with self._lock:
@@ -213,3 +313,30 @@ def parse_fault_spec(spec: str) -> FaultRule:
     elif arg:
         status = 0 if arg == "drop" else int(arg)
     return FaultRule(kind, count, probability, endpoints, status, reason)
+
+
+def _partial_stop(faults: Faults, arg: str) -> None:
+    fraction, _, remainder = arg.partition(",")
+    faults.partial_stop_fills(float(fraction), StopRemainder(remainder.strip() or "keep"))
+
+
+def _wrong_side_stop(faults: Faults, arg: str) -> None:
+    mode, _, reason = arg.partition(",")
+    if WrongSideStops(mode.strip() or "reject") is WrongSideStops.TRIGGER:
+        faults.accept_wrong_side_stops()
+    else:
+        faults.refuse_wrong_side_stops(reason.strip() or "invalidPrice")
+
+
+def _late_fills(faults: Faults, arg: str) -> None:
+    if arg.endswith("bars"):
+        faults.delay_fill_reports(bars=int(arg.removesuffix("bars")))
+    else:
+        faults.delay_fill_reports(requests=int(arg))
+
+
+SWITCH_SPECS = {
+    "partial_stop": _partial_stop,
+    "wrong_side_stop": _wrong_side_stop,
+    "late_fills": _late_fills,
+}

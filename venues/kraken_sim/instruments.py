@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from core.market import MarketInfo, Ticker
-from venues.kraken_sim.render import iso
+from venues.kraken_sim.render import iso, num
 
 MAX_POSITION_SIZE = 1_000_000
 OPENING_DATE = "2022-01-01T00:00:00.000Z"
@@ -132,29 +132,35 @@ def instrument_json(market: KrakenMarket) -> dict[str, object]:
 def ticker_json(
     market: KrakenMarket, ticker: Ticker | None, mark: float | None, now: datetime
 ) -> dict[str, object]:
-    """One entry of GET /tickers. Without feed data the prices are null, as for a new listing."""
+    """One entry of GET /tickers, numbers as decimal strings (as Kraken sends them). A value
+    the feed does not know (a new listing, a NaN) is left out, as Kraken leaves out what an
+    instrument has no value for: never NaN in the JSON."""
     last = ticker.last if ticker and ticker.last is not None else mark
     volume_usd = ticker.volume_24h_usd if ticker else None
-    vol_base = volume_usd / last if volume_usd is not None and last else 0.0
-    return {
-        "tag": "perpetual",
-        "pair": market.pair,
-        "symbol": market.kraken_id,
+    vol_base = volume_usd / last if volume_usd is not None and last else None
+    numbers: dict[str, float | None] = {
         "markPrice": mark if mark is not None else last,
         "bid": ticker.bid if ticker else None,
         "bidSize": 1.0,
         "ask": ticker.ask if ticker else None,
         "askSize": 1.0,
         "vol24h": vol_base,
-        "volumeQuote": volume_usd or 0.0,
+        "volumeQuote": volume_usd,
         "openInterest": 0.0,
         "open24h": last,
         "indexPrice": last,
         "last": last,
-        "lastTime": iso(now),
         "lastSize": 0.0,
-        "suspended": False,
         "fundingRate": 0.0,
         "fundingRatePrediction": 0.0,
+    }
+    row: dict[str, object] = {
+        "tag": "perpetual",
+        "pair": market.pair,
+        "symbol": market.kraken_id,
+        "lastTime": iso(now),
+        "suspended": False,
         "postOnly": False,
     }
+    row.update({k: text for k, v in numbers.items() if (text := num(v)) is not None})
+    return row

@@ -2,11 +2,19 @@
 
 Field names follow Kraken's REST reference and the response samples quoted in
 ccxt/krakenfutures.py (parse_order, parse_trade, parse_position, parse_balance).
+Numbers are written as Kraken writes them, as recorded in ccxt's static test
+fixtures: decimal strings in /tickers, /openorders, /orders/status, /fills,
+/openpositions and /accounts; JSON numbers in sendorder / cancelorder events,
+/instruments and the account log. A value Kraken would not know is left out or
+null, never NaN.
 """
 
 from __future__ import annotations
 
+import math
+import uuid
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from core.orders import OrderSide, OrderStatus, OrderType, PositionReport
 from venues.paper.book import from_lots
@@ -21,7 +29,22 @@ SEND_TYPE = {
     OrderType.TAKE_PROFIT: "take_profit",
 }
 OPEN_ORDER_TYPE = {**SEND_TYPE, OrderType.STOP: "stop"}
+# sendorder's triggerSignal -> /orders/status' word (Kraken calls the index price SPOT_PRICE)
+STATUS_SIGNAL = {"mark": "MARK_PRICE", "last": "LAST_PRICE", "index": "SPOT_PRICE"}
 TRIGGERS = (OrderType.STOP, OrderType.TAKE_PROFIT)
+
+
+def num(value: float | None) -> str | None:
+    """A number as a decimal string without exponent ("0.00001", "60000.0"); None when it
+    is unknown or not finite."""
+    if value is None or not math.isfinite(value):
+        return None
+    return format(Decimal(repr(float(value))), "f")
+
+
+def finite(value: float | None) -> float | None:
+    """value for a JSON number field; None for one that is unknown or not finite."""
+    return value if value is not None and math.isfinite(value) else None
 
 
 def iso(ts: datetime) -> str:
@@ -59,11 +82,13 @@ def trigger_json(order: WorkingOrder, kraken_id: str, signal: str) -> dict[str, 
     return {
         "uid": order.venue_order_id,
         "clientId": order.client_id,
-        "type": "ioc",  # a stop-market becomes an immediate-or-cancel order when it fires
+        # what the trigger becomes when it fires: a limit order, or for a stop-market an
+        # immediate-or-cancel order
+        "type": "lmt" if order.price is not None else "ioc",
         "symbol": kraken_id,
         "side": order.side.value,
         "quantity": _size(order, order.size_lots),
-        "limitPrice": None,
+        "limitPrice": order.price,
         "triggerPrice": order.trigger_price,
         "triggerSide": trigger_side(order),
         "triggerSignal": f"{signal}_price",
@@ -124,8 +149,8 @@ def open_order_json(order: WorkingOrder, kraken_id: str, signal: str) -> dict[st
         "symbol": kraken_id,
         "side": order.side.value,
         "orderType": OPEN_ORDER_TYPE[order.type],
-        "unfilledSize": _size(order, order.remaining_lots),
-        "filledSize": _size(order, order.filled_lots),
+        "unfilledSize": num(_size(order, order.remaining_lots)),
+        "filledSize": num(_size(order, order.filled_lots)),
         "receivedTime": iso(order.created),
         "lastUpdateTime": iso(order.updated),
         "status": "partiallyFilled" if order.filled_lots else "untouched",
@@ -134,9 +159,9 @@ def open_order_json(order: WorkingOrder, kraken_id: str, signal: str) -> dict[st
     if order.client_id is not None:
         row["cliOrdId"] = order.client_id
     if order.price is not None:
-        row["limitPrice"] = order.price
+        row["limitPrice"] = num(order.price)
     if order.type in TRIGGERS:
-        row["stopPrice"] = order.trigger_price
+        row["stopPrice"] = num(order.trigger_price)
         row["triggerSignal"] = f"{signal}_price"
     return row
 
@@ -159,18 +184,18 @@ def status_json(order: WorkingOrder, kraken_id: str, signal: str) -> dict[str, o
         "cliOrdId": order.client_id,
         "symbol": kraken_id,
         "side": order.side.value,
-        "quantity": _size(order, order.size_lots),
-        "filled": _size(order, order.filled_lots),
-        "limitPrice": order.price,
+        "quantity": num(_size(order, order.size_lots)),
+        "filled": num(_size(order, order.filled_lots)),
+        "limitPrice": num(order.price),
         "reduceOnly": order.reduce_only,
         "timestamp": iso(order.created),
         "lastUpdateTimestamp": iso(order.updated),
     }
     if order.type in TRIGGERS:
         body["priceTriggerOptions"] = {
-            "triggerPrice": order.trigger_price,
+            "triggerPrice": num(order.trigger_price),
             "triggerSide": trigger_side(order).upper(),
-            "triggerSignal": f"{signal}_price".upper(),
+            "triggerSignal": STATUS_SIGNAL[signal],
         }
         body["triggerTime"] = None
     return {"order": body, "status": _status_word(order), "updateReason": None, "error": None}
@@ -184,8 +209,8 @@ def fill_json(execution: Execution, kraken_id: str) -> dict[str, object]:
         "symbol": kraken_id,
         "side": fill.side.value,
         "order_id": fill.venue_order_id,
-        "size": fill.size,
-        "price": fill.price,
+        "size": num(fill.size),
+        "price": num(fill.price),
         "fillTime": iso(fill.ts),
         "fillType": execution.liquidity.value,
     }
@@ -194,18 +219,63 @@ def fill_json(execution: Execution, kraken_id: str) -> dict[str, object]:
     return row
 
 
+def account_log_rows(execution: Execution, kraken_id: str, number: int) -> list[dict[str, object]]:
+    """The two GET /account-log rows of the `number`-th execution (0-based), newest first as
+    Kraken lists them: its cash leg (realised PnL and fee booked in the USD wallet) and its
+    position leg (the contract's signed size before and after). Numbers are JSON numbers."""
+    fill = execution.fill
+    contract = kraken_id.lower()
+    cash_before = execution.cash_after - execution.realised_pnl + fill.fee
+    common = {
+        "contract": contract,
+        "date": iso(fill.ts),
+        "execution": fill.fill_id,
+        "info": "futures trade",
+        "margin_account": "flex",
+        "mark_price": finite(fill.price),
+        "trade_price": finite(fill.price),
+        "funding_rate": None,
+        "realized_funding": None,
+        "conversion_spread_percentage": None,
+        "liquidation_fee": None,
+    }
+    cash = {
+        **common,
+        "id": 2 * number + 2,
+        "asset": "usd",
+        "booking_uid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"cash/{fill.fill_id}")),
+        "fee": finite(fill.fee),
+        "old_balance": finite(cash_before),
+        "new_balance": finite(execution.cash_after),
+        "realized_pnl": finite(execution.realised_pnl),
+        "new_average_entry_price": None,
+        "old_average_entry_price": None,
+    }
+    position = {
+        **common,
+        "id": 2 * number + 1,
+        "asset": contract,
+        "booking_uid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"position/{fill.fill_id}")),
+        "fee": None,
+        "old_balance": finite(execution.position_before),
+        "new_balance": finite(execution.position_after),
+        "realized_pnl": None,
+    }
+    return [cash, position]
+
+
 def position_json(
     report: PositionReport, kraken_id: str, opened: datetime | None
 ) -> dict[str, object]:
-    """One row of GET /openpositions (cross margin, funding settled into the wallet)."""
+    """One row of GET /openpositions (cross margin, funding settled into the wallet). Kraken
+    reports no unrealised PnL here: a client computes it from the mark."""
     return {
         "side": report.side.value,
         "symbol": kraken_id,
-        "price": report.entry_price,
+        "price": num(report.entry_price),
         "fillTime": iso(opened) if opened else None,
-        "size": report.size,
-        "unrealizedFunding": 0.0,
-        "unrealizedPnl": report.unrealized_pnl,
+        "size": num(report.size),
+        "unrealizedFunding": "0.0",
         "pnlCurrency": "USD",
     }
 
@@ -221,26 +291,26 @@ def accounts_json(engine: PaperEngine) -> dict[str, object]:
         "type": "multiCollateralMarginAccount",
         "currencies": {
             "USD": {
-                "quantity": engine.cash,
-                "value": engine.cash,
-                "collateral": engine.cash,
-                "available": available,
+                "quantity": num(engine.cash),
+                "value": num(engine.cash),
+                "collateral": num(engine.cash),
+                "available": num(available),
             }
         },
-        "initialMargin": position_margin,
-        "initialMarginWithOrders": with_orders,
-        "maintenanceMargin": position_margin / 2,
-        "balanceValue": engine.cash,
-        "portfolioValue": equity,
-        "collateralValue": engine.cash,
-        "pnl": unrealised,
-        "unrealizedFunding": 0.0,
-        "totalUnrealized": unrealised,
-        "totalUnrealizedAsMargin": unrealised,
-        "availableMargin": available,
-        "marginEquity": equity,
+        "initialMargin": num(position_margin),
+        "initialMarginWithOrders": num(with_orders),
+        "maintenanceMargin": num(position_margin / 2),
+        "balanceValue": num(engine.cash),
+        "portfolioValue": num(equity),
+        "collateralValue": num(engine.cash),
+        "pnl": num(unrealised),
+        "unrealizedFunding": "0.0",
+        "totalUnrealized": num(unrealised),
+        "totalUnrealizedAsMargin": num(unrealised),
+        "availableMargin": num(available),
+        "marginEquity": num(equity),
     }
-    cash = {"type": "cashAccount", "balances": {"usd": 0.0, "xbt": 0.0}}
+    cash = {"type": "cashAccount", "balances": {"usd": "0.0", "xbt": "0.0"}}
     return {"flex": flex, "cash": cash}
 
 

@@ -151,7 +151,7 @@ class _Handler(BaseHTTPRequestHandler):
             return exc.http_status, self._error_body(exc.code)
         except VenueRetryableError as exc:
             log.warning("KRAKEN_SIM_FEED_UNAVAILABLE endpoint=%s error=%s", route.name, exc)
-            return 503, self._error_body("unavailable")
+            return 503, self._error_body("Unavailable")
         except VenueError as exc:  # e.g. the replay data has run out
             log.error("KRAKEN_SIM_FEED_ERROR endpoint=%s error=%s", route.name, exc)
             return 500, self._error_body("Server Error")
@@ -229,7 +229,14 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class RunningSim:
-    """A simulator serving in a background thread. Use as a context manager or call stop()."""
+    """A simulator serving in a background thread. Use as a context manager or call stop().
+
+    From a test: `faults` switches request faults and exchange behaviour at runtime
+    (inject, partial_stop_fills, refuse_wrong_side_stops, delay_fill_reports, clear);
+    `exchange.*_by_hand` changes the account behind the client's back (place_by_hand,
+    cancel_by_hand, cancel_all_by_hand, open_position_by_hand, close_position_by_hand);
+    `advance` moves the clock; `engine` reads the exchange's own truth.
+    """
 
     def __init__(self, server: KrakenSimServer, thread: threading.Thread) -> None:
         self.server = server
@@ -301,14 +308,16 @@ def start_in_thread(
     of ten (ValueError).
     """
     credentials = Credentials(api_key, api_secret)
+    faults = faults or Faults()
     exchange = SimExchange(
         feed,
         paper,
         timeframe=timeframe,
         funding=funding,
         closed_order_retention=closed_order_retention,
+        faults=faults,
     )
-    server = KrakenSimServer((host, port), exchange, credentials, faults or Faults())
+    server = KrakenSimServer((host, port), exchange, credentials, faults)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="kraken-sim", daemon=True
     )

@@ -50,13 +50,15 @@ def check_prices(request: OrderRequest, market: MarketInfo) -> None:
                 "a limit order takes no trigger_price; send a STOP or TAKE_PROFIT order instead",
             )
         return
-    if request.price is not None:
-        raise OrderRejectedError(
-            request.client_id,
-            RejectReason.INVALID_PRICE,
-            f"a {request.type} order takes no limit price (stop-limit orders are not modelled); "
-            "drop price",
-        )
-    if request.type in (OrderType.STOP, OrderType.TAKE_PROFIT):
-        assert request.trigger_price is not None  # OrderRequest guarantees it
-        _on_tick(request, market, "trigger_price", request.trigger_price)
+    if request.type is OrderType.MARKET:
+        if request.price is not None:
+            raise OrderRejectedError(
+                request.client_id,
+                RejectReason.INVALID_PRICE,
+                "a market order takes no limit price; send a LIMIT order instead",
+            )
+        return
+    assert request.trigger_price is not None  # OrderRequest guarantees it
+    _on_tick(request, market, "trigger_price", request.trigger_price)
+    if request.price is not None:  # a stop-limit / take-profit-limit
+        _on_tick(request, market, "price", request.price)

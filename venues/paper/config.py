@@ -17,6 +17,12 @@ class PaperConfig:
     `max_fill_fraction` of an order's size (at least one lot), and, when
     `volume_participation` is set, at most that share of the bar's volume;
     each order is capped on its own (the engine keeps no shared book).
+    Triggered orders of the kinds in `trigger_partial_kinds` fill at most
+    `trigger_fill_fraction` of their size per fill event; `triggered_remainder`
+    says what becomes of the rest of a triggered market order (a stop or
+    take-profit without a limit price): "keep" works it in the following bars,
+    "cancel" cancels it at once, as Kraken does with the immediate-or-cancel
+    order a triggered stop-market becomes. A triggered stop-limit always rests.
     """
 
     maker_fee: float = 0.0002
@@ -28,6 +34,9 @@ class PaperConfig:
     max_fill_fraction: float = 1.0
     volume_participation: float | None = None
     check_margin: bool = True  # refuse entries whose initial margin exceeds free equity
+    trigger_fill_fraction: float = 1.0
+    triggered_remainder: str = "keep"  # "keep" | "cancel"
+    trigger_partial_kinds: tuple[str, ...] = ("stop",)  # OrderType values
     seed: int = 0  # order and fill ids are drawn from it: same inputs, same ids
 
     def __post_init__(self) -> None:
@@ -37,6 +46,16 @@ class PaperConfig:
         if not 0 < self.max_fill_fraction <= 1:
             raise ValueError(
                 f"PaperConfig.max_fill_fraction must be in (0, 1], got {self.max_fill_fraction}"
+            )
+        if not 0 < self.trigger_fill_fraction <= 1:
+            raise ValueError(
+                "PaperConfig.trigger_fill_fraction must be in (0, 1], "
+                f"got {self.trigger_fill_fraction}"
+            )
+        if self.triggered_remainder not in ("keep", "cancel"):
+            raise ValueError(
+                "PaperConfig.triggered_remainder must be 'keep' or 'cancel', "
+                f"got {self.triggered_remainder!r}"
             )
         if self.volume_participation is not None and not 0 < self.volume_participation <= 1:
             raise ValueError(

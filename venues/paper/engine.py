@@ -6,8 +6,10 @@ or single prices (`on_price`).
 
 Inside one bar the engine cannot know the path the price took, so it fills in
 a fixed, conservative order:
-  1. stop / take-profit orders triggered in an earlier bar and still filling,
-     at the bar's open;
+  1. stop / take-profit orders triggered in an earlier bar and still working:
+     a market remainder at the bar's open, a stop-limit as the limit order it
+     became (at the open when the open crosses its limit, else at its limit
+     when the bar touches it);
   2. resting limit orders the bar touched, at their limit price (maker);
   3. stop orders whose trigger the bar crossed (taker);
   4. take-profit orders whose trigger the bar crossed (taker).
@@ -17,6 +19,9 @@ So when a stop and a take-profit of one position both lie inside a bar, the
 stop is assumed to have filled first and the take-profit, finding no position
 left to reduce, is cancelled. An entry filled in step 2 can be stopped out in
 step 3 of the same bar.
+
+A stop-limit (a trigger order with a price) that triggers becomes a limit order:
+it fills at once when the trigger fill price satisfies its limit, else it rests.
 
 Reduce-only orders never increase or flip a position: at fill time an order
 is cut to the position it reduces, and cancelled when there is nothing left to
@@ -103,6 +108,22 @@ class PaperEngine:
             self.config,
             max_fill_fraction=max_fill_fraction,
             volume_participation=volume_participation,
+        )
+
+    def set_trigger_fills(
+        self,
+        fraction: float = 1.0,
+        remainder: str = "keep",
+        kinds: tuple[OrderType, ...] = (OrderType.STOP,),
+    ) -> None:
+        """Triggered orders of `kinds` fill at most `fraction` per fill event; the rest of a
+        triggered market order is kept working ("keep") or cancelled at once ("cancel").
+        Refuses a fraction outside (0, 1] and another remainder word (ValueError)."""
+        self.config = replace(
+            self.config,
+            trigger_fill_fraction=fraction,
+            triggered_remainder=remainder,
+            trigger_partial_kinds=tuple(OrderType(k).value for k in kinds),
         )
 
     # -- orders ---------------------------------------------------------------------------
@@ -211,10 +232,7 @@ class PaperEngine:
         executions: list[Execution] = []
         for order in working:
             if order.triggered and order.is_open:
-                price = matching.taker_price(
-                    bar.open, order.side, self.config.slippage_bps, order.market.tick_size
-                )
-                executions += self._fill(order, price, Liquidity.TAKER, ts, bar.volume)
+                executions += self._work_triggered(order, bar)
         # the price reaches levels nearer the open first: fill in that order (ties: oldest first)
         working.sort(key=lambda o: abs((o.price or o.trigger_price or bar.open) - bar.open))
         for order in working:
@@ -439,15 +457,45 @@ class PaperEngine:
             return []
         order.triggered = True
         raw = matching.trigger_fill_price(order.type, order.side, order.trigger_price, bar)
+        if order.price is not None and not matching.limit_crosses(order.side, order.price, raw):
+            return []  # a stop-limit gapped past its limit: it rests as a limit order
         price = matching.taker_price(
             raw, order.side, self.config.slippage_bps, order.market.tick_size
         )
-        return self._fill(order, price, Liquidity.TAKER, bar.ts, bar.volume)
+        if order.price is not None:  # never worse than the limit
+            price = min(price, order.price) if order.sign > 0 else max(price, order.price)
+        executions = self._fill(order, price, Liquidity.TAKER, bar.ts, bar.volume)
+        self._end_market_remainder(order, bar.ts)
+        return executions
+
+    def _work_triggered(self, order: WorkingOrder, bar: Bar) -> list[Execution]:
+        """A bar for an order triggered earlier: a market remainder trades at the open, a
+        stop-limit trades as the limit order it became."""
+        tick, slip = order.market.tick_size, self.config.slippage_bps
+        if order.price is None:
+            price = matching.taker_price(bar.open, order.side, slip, tick)
+            return self._fill(order, price, Liquidity.TAKER, bar.ts, bar.volume)
+        if matching.limit_crosses(order.side, order.price, bar.open):
+            taker = matching.taker_price(bar.open, order.side, slip, tick)
+            price = min(taker, order.price) if order.sign > 0 else max(taker, order.price)
+            return self._fill(order, price, Liquidity.TAKER, bar.ts, bar.volume)
+        if matching.limit_touched(order.side, order.price, bar):
+            return self._fill(order, order.price, Liquidity.MAKER, bar.ts, bar.volume)
+        return []
+
+    def _end_market_remainder(self, order: WorkingOrder, ts: datetime) -> None:
+        """Kraken turns a triggered stop-market into an immediate-or-cancel order: with
+        triggered_remainder="cancel" what did not fill at once is cancelled."""
+        if order.is_open and order.price is None and self.config.triggered_remainder == "cancel":
+            self._close(order, OrderStatus.CANCELLED, ts)
 
     def _fill_cap(self, order: WorkingOrder, volume: float | None) -> int:
         cap = order.remaining_lots
         if self.config.max_fill_fraction < 1:
             cap = min(cap, max(1, floor(order.size_lots * self.config.max_fill_fraction)))
+        fraction = self.config.trigger_fill_fraction
+        if order.triggered and fraction < 1 and order.type in self.config.trigger_partial_kinds:
+            cap = min(cap, max(1, floor(order.size_lots * fraction)))
         if self.config.volume_participation is not None and volume is not None:
             liquid = volume * self.config.volume_participation / units_per_lot(order.market)
             cap = min(cap, floor(liquid))
@@ -478,7 +526,9 @@ class PaperEngine:
     ) -> Execution:
         market = order.market
         unit = units_per_lot(market)
-        realised = self._books[market.symbol].apply(order.sign * lots, price, unit, ts)
+        book = self._books[market.symbol]
+        before = from_lots(book.lots, market)
+        realised = book.apply(order.sign * lots, price, unit, ts)
         rate = self.config.maker_fee if liquidity is Liquidity.MAKER else self.config.taker_fee
         fee = lots * unit * price * rate
         self.cash += realised - fee
@@ -501,6 +551,15 @@ class PaperEngine:
             fee=fee,
             ts=ts,
         )
-        execution = Execution(fill, liquidity, order.type, filled_before)
+        execution = Execution(
+            fill,
+            liquidity,
+            order.type,
+            filled_before,
+            realised_pnl=realised,
+            position_before=before,
+            position_after=from_lots(book.lots, market),
+            cash_after=self.cash,
+        )
         self._executions.append(execution)
         return execution

@@ -26,12 +26,16 @@ class CancelOutcome(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Execution:
-    """One fill with what the shared Fill record does not carry."""
+    """One fill with what the shared Fill record does not carry (what an account log books)."""
 
     fill: Fill
     liquidity: Liquidity
     order_type: OrderType
     filled_before: float  # the order's filled size before this execution
+    realised_pnl: float = 0.0  # PnL of the part that closed exposure, before the fee
+    position_before: float = 0.0  # signed contracts of the market, long > 0
+    position_after: float = 0.0
+    cash_after: float = 0.0  # the wallet after realised PnL and fee
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +69,7 @@ class WorkingOrder:
     updated: datetime
     filled_lots: int = 0
     status: OrderStatus = OrderStatus.OPEN
-    triggered: bool = False  # a stop / take-profit whose trigger was hit, now filling at market
+    triggered: bool = False  # a stop / take-profit whose trigger was hit, now filling
     fill_value: float = field(default=0.0)  # sum of lots * price, for the average fill price
 
     @property

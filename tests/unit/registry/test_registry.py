@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.market import MarketInfo, Ticker
-from core.registry import PINNED_BYPASS_LOG, MarketRegistry, build_registry, classify, spread_bps
+from core.registry import (
+    PINNED_BYPASS_LOG,
+    UNKNOWN_CANDIDATE_LOG,
+    MarketRegistry,
+    build_registry,
+    classify,
+    spread_bps,
+)
 from schemas.config import AppConfig, MarketsConfig, Tier
 
 DEFAULT = MarketsConfig()
@@ -303,3 +310,32 @@ def test_a_symbol_the_registry_never_saw_is_rejected_not_an_error() -> None:
 def test_the_registry_frame_is_sorted_by_symbol_with_one_row_per_market() -> None:
     registry = registry_of({"XRP": (80 * MILLION, 3.0), "ADA": (1 * MILLION, 30.0), "BTC": (0, 1)})
     assert registry.frame["symbol"].to_list() == ["ADA/USD:USD", "BTC/USD:USD", "XRP/USD:USD"]
+
+
+def test_an_unknown_candidate_symbol_is_warned_about_by_name_once_per_build(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("smc_trader", "smc_trader.registry"):
+        monkeypatch.setattr(logging.getLogger(name), "propagate", True)
+    caplog.set_level(logging.WARNING, logger="smc_trader.registry")
+    config = MarketsConfig(candidate_symbols=("XRP", "XBT", "ADA"))
+    markets = [market("XRP"), market("ADA"), market("BTC")]
+    frame = build_registry(
+        markets, {m.symbol: ticker(m.symbol, 80 * MILLION) for m in markets}, config
+    )
+    assert set(frame["base"].to_list()) >= {"XRP", "ADA"}
+    warned = list(
+        {id(r): r for r in caplog.records if UNKNOWN_CANDIDATE_LOG in r.getMessage()}.values()
+    )
+    assert len(warned) == 1 and "XBT" in warned[0].getMessage()
+    assert "XRP" not in warned[0].getMessage().split(":")[0]
+
+
+def test_a_ticker_the_venue_marked_unusable_is_rejected_with_its_problem() -> None:
+    bad = Ticker(
+        "ADA/USD:USD", None, None, None, None, problem="ticker field vol24h='x' is not a number"
+    )
+    frame = build_registry([market("ADA")], {"ADA/USD:USD": bad}, DEFAULT)
+    row = frame.row(0, named=True)
+    assert (row["tier"], row["tradeable"]) == ("REJECT", False)
+    assert "vol24h='x'" in row["reason"]

@@ -115,7 +115,7 @@ def test_orders_fill_when_anyone_advances_the_feed_clock():
     ex.place(spec("lmt", limit_price=99.5))
     feed.clock.advance()  # not through the exchange: the cycle moving its own venue
     assert ex.open_orders() == []
-    assert ex.positions()[0]["size"] == 1.0
+    assert ex.positions()[0]["size"] == "1.0"  # Kraken sends numbers as decimal strings here
 
 
 def test_a_market_listed_later_becomes_an_instrument():
@@ -148,7 +148,7 @@ def test_orders_status_keeps_closed_orders_only_briefly_like_kraken():
     [
         (spec("post", limit_price=101.0), "postWouldExecute"),
         (spec("ioc", limit_price=99.0), "iocWouldNotExecute"),
-        (spec("stp", stop_price=95.0, limit_price=94.0), "invalidOrderType"),
+        (spec("stp", stop_price=95.0, limit_price=94.3), "invalidPrice"),  # off the tick
         (spec("lmt"), "invalidPrice"),
         (spec("lmt", size=0.0, limit_price=99.0), "invalidSize"),
         (spec("lmt", size=0.0015, limit_price=99.0), "invalidSize"),
@@ -168,7 +168,7 @@ def test_ioc_fills_what_crosses_and_cancels_the_rest():
     ex = SimExchange(Feed(), PaperConfig(max_fill_fraction=0.5))
     sent = ex.place(spec("ioc", limit_price=100.5))
     assert [e["type"] for e in sent["orderEvents"]] == ["EXECUTION"]
-    assert ex.open_orders() == [] and ex.positions()[0]["size"] == 0.5
+    assert ex.open_orders() == [] and ex.positions()[0]["size"] == "0.5"
 
 
 def test_unknown_symbol_is_an_api_error():
@@ -261,3 +261,72 @@ def test_http_signed_with_a_nonce_unknown_paths_and_bad_keys():
         status, body = call(sim.url, "/derivatives/api/v3/nothing-here")
         assert (status, body["error"]) == (404, "notFound")
         assert len(sim.engine.orders()) == 1
+
+
+# -- answers in Kraken's shape ---------------------------------------------------------------------
+
+
+class NaNFeed(Feed):
+    """A feed whose tickers carry a NaN volume and, for ETH, no prices at all."""
+
+    def tickers(self) -> dict[str, Ticker]:
+        return {
+            "BTC/USD:USD": Ticker("BTC/USD:USD", 100.0, 99.5, 100.5, float("nan")),
+            "ETH/USD:USD": Ticker("ETH/USD:USD", None, None, None, None),
+        }
+
+
+def test_tickers_are_decimal_strings_and_leave_out_what_is_unknown_never_nan():
+    ex = SimExchange(NaNFeed())
+    rows = {r["symbol"]: r for r in ex.tickers()}
+    json.dumps(rows, allow_nan=False)  # raises on NaN or infinity
+    btc, eth = rows["PF_XBTUSD"], rows["PF_ETHUSD"]
+    assert (btc["last"], btc["bid"], btc["ask"]) == ("100.0", "99.5", "100.5")
+    assert "vol24h" not in btc and "volumeQuote" not in btc  # the NaN volume is left out
+    assert "bid" not in eth and "ask" not in eth
+    assert eth["markPrice"] == eth["last"] == "100.0"  # the engine's mark stands in
+
+
+def test_every_account_answer_is_valid_json_with_numeric_strings():
+    ex = SimExchange(Feed(now_bar=5))
+    ex.place(spec("mkt", cli_ord_id="m-1"))
+    ex.place(spec("stp", side="sell", stop_price=95.0, limit_price=94.5, reduce_only=True))
+    answers = [ex.open_orders(), ex.positions(), ex.fills(None), ex.accounts(), ex.tickers()]
+    json.dumps(answers, allow_nan=False)
+    (stop_row,) = ex.open_orders()
+    assert (stop_row["stopPrice"], stop_row["limitPrice"], stop_row["unfilledSize"]) == (
+        "95.0",
+        "94.5",
+        "1.0",
+    )
+    (fill,) = ex.fills(None)
+    assert (fill["size"], fill["price"]) == ("1.0", "100.0")
+    assert ex.accounts()["flex"]["portfolioValue"] == "9999.95"  # 10k less the 0.05 % fee
+
+
+def test_the_account_log_books_two_legs_per_fill_and_filters_like_kraken():
+    ex = SimExchange(Feed(now_bar=5))
+    ex.place(spec("mkt", cli_ord_id="in"))
+    ex.advance()
+    ex.place(spec("mkt", side="sell", reduce_only=True, cli_ord_id="out"))
+    logs = ex.account_log()["logs"]
+    assert [r["id"] for r in logs] == [4, 3, 2, 1]  # newest first by default
+    assert [r["asset"] for r in logs] == ["usd", "pf_xbtusd", "usd", "pf_xbtusd"]
+    cash_out, position_out = logs[0], logs[1]
+    assert (position_out["old_balance"], position_out["new_balance"]) == (1.0, 0.0)
+    assert cash_out["new_balance"] == pytest.approx(
+        cash_out["old_balance"] + cash_out["realized_pnl"] - cash_out["fee"]
+    )
+    later = START + 6 * H
+    assert [r["id"] for r in ex.account_log(since=later, ascending=True)["logs"]] == [3, 4]
+    assert [r["id"] for r in ex.account_log(before=later)["logs"]] == [2, 1]
+    assert len(ex.account_log(count=1)["logs"]) == 1
+    assert ex.account_log(info="funding rate change")["logs"] == []
+
+
+def test_a_trigger_signal_outside_krakens_enum_is_an_invalid_argument():
+    from venues.kraken_sim.endpoints import send_order
+
+    query = "orderType=stp&symbol=PF_XBTUSD&side=sell&size=1&stopPrice=95&triggerSignal=spot"
+    with pytest.raises(ApiError, match="invalidArgument"):
+        send_order(SimExchange(Feed()), ApiRequest("POST", "/x", query, "", {}))
