@@ -124,6 +124,11 @@ class AccountSnapshot:
     ts: datetime
     unprotected_cycles: int = 0  # the longest run of cycle ends an open position had no stop
 
+    @property
+    def margin_utilization(self) -> float | None:
+        """Margin in use as a share of equity; None without equity."""
+        return self.margin_used / self.equity if self.equity > 0 else None
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "positions", tuple(self.positions))
         amounts = {

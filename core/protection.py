@@ -35,7 +35,7 @@ class CrossedStopAction(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ProtectionRules:
-    crossed_stop_action: CrossedStopAction = CrossedStopAction.REPRICE
+    crossed_stop_action: CrossedStopAction = CrossedStopAction.CLOSE
     crossed_stop_buffer_pct: float = 0.005
     stop_attempts_per_cycle: int = 2
 

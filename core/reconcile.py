@@ -17,8 +17,10 @@ over). The rules, each of which exists because of a real outage:
   is always ours: one that no open record needs (an exit of a closed record, a
   stop or TP of an earlier attempt beside the working one) is cancelled, so
   nothing of ours stays working on a flat market.
-- Anything else not understood (a side mismatch, several records or reports for
-  one market, a foreign order) is logged `UNKNOWN ... deferred` and left as it is.
+- The other side at the venue (closed and reopened by hand): seen twice, the record
+  closes as an ORPHAN and the venue's position is imported as a PHANTOM.
+- Anything else not understood (several records or reports for one market, a foreign
+  order) is logged `UNKNOWN ... deferred` and left as it is.
 
 Nothing here flattens, and the only cancels are of our own orders listed
 above: the bot never destroys what it is unsure about. Corrections to known
@@ -251,6 +253,25 @@ def _missing(run: _Run, p: Position) -> None:
     )
 
 
+def _flipped(run: _Run, p: Position, report: PositionReport, orders: list[Order]) -> None:
+    """The venue holds the other side: our position was closed and another opened (by hand).
+    Seen twice, it is both an ORPHAN (the record closes, with its exits, which could never
+    reduce the new side) and a PHANTOM (the new position is imported and protected)."""
+    if p.position_id not in run.confirmable:
+        run.suspected.add(p.position_id)
+        run.log(
+            f"UNKNOWN {p.symbol} {p.position_id}: side mismatch (ours {p.side}, venue "
+            f"{report.side}); record kept until a second check"
+        )
+        return
+    run.log(
+        f"ORPHAN {p.symbol} {p.position_id}: the venue holds {report.side} instead of "
+        f"{p.side} on two consecutive checks; record closed, no exchange action"
+    )
+    run.apply(p, PositionGone(p.position_id, reason="ORPHAN: the venue holds the other side"))
+    _phantom(run, report, orders)
+
+
 def import_position_id(report: PositionReport) -> str:
     """A deterministic id for an imported position, so a retried import reuses its client ids."""
     safe_symbol = re.sub(r"[^A-Za-z0-9_]", "_", report.symbol)
@@ -383,10 +404,7 @@ def _recover_entry(run: _Run, p: Position, report: PositionReport, orders: list[
 
 def _check_open(run: _Run, p: Position, report: PositionReport, orders: list[Order]) -> None:
     if report.side is not p.side:
-        run.log(
-            f"UNKNOWN {p.symbol} {p.position_id}: side mismatch (ours {p.side}, venue "
-            f"{report.side}); deferred"
-        )
+        _flipped(run, p, report, orders)
         return
     if not p.entry_complete and not any(o.client_id == p.entry_client_id for o in orders):
         run.apply(p, EntryCancelled(p.position_id, "entry order no longer working"))

@@ -24,10 +24,12 @@ class CycleSummary:
     orders_placed: int | None = None
     orders_cancelled: int | None = None
     open_positions: int | None = None
+    unprotected_positions: int | None = None  # open positions without a working stop
     equity: float | None = None
     margin_utilization: float | None = None
     system_state: str | None = None
     market_errors: int = 0
+    failed_stages: int = 0
     tiers: dict[str, int] = field(default_factory=dict)
 
     def line(self) -> str:
@@ -42,11 +44,14 @@ class CycleSummary:
             f"winners_selected={show(self.winners_selected)} intents={show(self.intents)} "
             f"orders_placed={show(self.orders_placed)} "
             f"orders_cancelled={show(self.orders_cancelled)} "
-            f"open_positions={show(self.open_positions)} equity={show(self.equity, '{:.2f}')} "
+            f"open_positions={show(self.open_positions)} "
+            f"unprotected={show(self.unprotected_positions)} "
+            f"equity={show(self.equity, '{:.2f}')} "
             f"margin_util={show(self.margin_utilization, '{:.3f}')} "
             f"system_state={show(self.system_state)} markets={self.markets_total} "
             f"tradeable={self.tradeable_markets} tiers={tiers} "
-            f"candles_upserted={self.candles_upserted} market_errors={self.market_errors}"
+            f"candles_upserted={self.candles_upserted} market_errors={self.market_errors} "
+            f"failed_stages={self.failed_stages}"
         )
 
     def as_record(self) -> dict[str, object]:

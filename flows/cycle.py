@@ -2,31 +2,41 @@
 
 discover markets -> refresh OHLCV -> signals -> auction + risk -> execute
   -> reconcile -> invariants (kill switch on HALT) -> CYCLE_END
+
+A stage that fails (after its own retries) does not end the cycle: what depends on it is
+skipped, positions are still managed with the latest known markets, and the invariant
+monitor and kill switch run on the latest known account, every cycle. A cycle with a
+failed stage ends as a Failed flow run, after its safety stages ran.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import polars as pl
 from prefect import flow
-from prefect.states import Completed, State
+from prefect.states import Completed, Failed, State
 
+from core.auction import auction_table
 from core.registry import MarketRegistry
 from core.risk import AccountState
 from core.summary import CycleSummary
 from core.system_state import SystemState
 from schemas.config import AppConfig, Secrets
 from store.db import cycle_session
-from tasks.account import sync_account
+from tasks.account import last_known_account, sync_account
 from tasks.allocation import allocate_task, open_positions
 from tasks.cycle_io import is_startup, open_cycle, summarize
 from tasks.execution import (
     execute_task,
-    make_order_venue,
+    kill_switch_task,
+    known_markets,
+    open_order_venue,
     reconcile_task,
-    run_kill_switch,
-    save_order_venue,
+    save_order_venue_task,
 )
 from tasks.markets import discover_markets
 from tasks.ohlcv import refresh_ohlcv
@@ -37,6 +47,9 @@ from trader.logs import ensure_logging
 from trader.settings import cycle_overrides, load_config, load_secrets
 from venues.base import MarketDataVenue
 from venues.factory import make_venue
+
+log = logging.getLogger("smc_trader.cycle")
+T = TypeVar("T")
 
 
 @flow(name="trading-cycle", log_prints=True, validate_parameters=True)
@@ -62,78 +75,132 @@ def trading_cycle(
         feed.close()
 
 
+class _Stages:
+    """Runs stages, keeping each failure instead of ending the cycle on the first one."""
+
+    def __init__(self) -> None:
+        self.failures: list[str] = []
+
+    def run(self, name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # the task run shows Failed; the cycle goes on to safety
+            self.failures.append(f"{name}: {type(exc).__name__}: {exc}")
+            log.error("stage %s failed: %s: %s", name, type(exc).__name__, exc)
+            return None
+
+
 def _run_cycle(
     config: AppConfig, secrets: Secrets, feed: MarketDataVenue, *, live: bool, paper: bool
 ) -> str | State:
     ctx = open_cycle(feed, config.cycle.db_path)
-    orders = make_order_venue(config, feed, ctx.db_path, secrets, live=live, paper=paper)
-    markets = discover_markets(feed, ctx, config.markets)
-    registry = MarketRegistry(markets)
-    tradeable = registry.tradeable_symbols()
-    refreshed = refresh_ohlcv(feed, tradeable, ctx, config.ohlcv)
-
-    before = sync_account(ctx, orders, markets)
-    signals = generate_signals(ctx, refreshed.markets_ok, markets, config.strategy)
-    held = open_positions(before.positions, markets, config.risk.default_leverage)
-    account = AccountState(
-        before.snapshot.equity,
-        before.snapshot.margin_used,
-        before.high_water,
-        SystemState(before.state.state),
+    stages = _Stages()
+    orders = open_order_venue(config, feed, ctx.db_path, secrets, live=live, paper=paper)
+    markets = stages.run("discover_markets", discover_markets, feed, ctx, config.markets)
+    registry = MarketRegistry(markets) if markets is not None else None
+    tradeable = registry.tradeable_symbols() if registry is not None else []
+    refreshed = (
+        stages.run("refresh_ohlcv", refresh_ohlcv, feed, tradeable, ctx, config.ohlcv)
+        if tradeable
+        else None
     )
-    allocation = allocate_task(ctx, signals.signals, markets, held, account, config)
-    executed = execute_task(ctx, orders, allocation.intents, markets, config.execution, config.risk)
-    reconciled = reconcile_task(
-        ctx, orders, markets, config.execution, is_startup(ctx, config.cycle.interval_seconds)
+    before = (
+        stages.run("sync_account", sync_account, ctx, orders, markets)
+        if markets is not None
+        else None
     )
-    after = sync_account(ctx, orders, markets)
-    safety = check_invariants_task(ctx, after.snapshot, config.safety)
-    kill_lines = run_kill_switch(ctx, orders, config) if safety.halted else []
-    save_order_venue(orders, feed, ctx.db_path)
+    signals = (
+        stages.run(
+            "generate_signals",
+            generate_signals,
+            ctx,
+            refreshed.markets_ok,
+            markets,
+            config.strategy,
+        )
+        if refreshed is not None and markets is not None
+        else None
+    )
+    allocation = None
+    if signals is not None and before is not None and markets is not None:
+        held = open_positions(before.positions, markets, config.risk.default_leverage)
+        account = AccountState(
+            before.snapshot.equity,
+            before.snapshot.margin_used,
+            before.high_water,
+            SystemState(before.state.state),
+        )
+        allocation = stages.run(
+            "auction_and_risk", allocate_task, ctx, signals.signals, markets, held, account, config
+        )
+    # Positions are managed every cycle, with the last known markets if discovery failed.
+    managed = markets if markets is not None else known_markets(ctx)
+    intents = allocation.intents if allocation is not None else pl.DataFrame()
+    executed = reconciled = None
+    if managed is not None:
+        executed = stages.run(
+            "execute", execute_task, ctx, orders, intents, managed, config.execution, config.risk
+        )
+        startup = is_startup(ctx, config.cycle.interval_seconds)
+        reconciled = stages.run(
+            "reconcile", reconcile_task, ctx, orders, managed, config.execution, startup
+        )
+    after = stages.run("sync_account_after", sync_account, ctx, orders, managed)
+    snapshot = after.snapshot if after is not None else last_known_account(ctx)
+    safety = check_invariants_task(ctx, snapshot, config.safety)
+    kill_lines = (
+        stages.run("kill_switch", kill_switch_task, ctx, orders, config) or []
+        if safety.halted
+        else []
+    )
+    stages.run("save_order_venue", save_order_venue_task, orders, feed, ctx.db_path)
 
     portfolio = active_portfolio(ctx)
+    done = [r for r in (executed, reconciled.execution if reconciled else None) if r is not None]
     summary = CycleSummary(
         cycle_id=ctx.cycle_id,
         venue=ctx.venue,
         clock=f"{ctx.decision_time:%Y-%m-%dT%H:%MZ}",
-        markets_total=markets.height,
+        markets_total=markets.height if markets is not None else 0,
         tradeable_markets=len(tradeable),
-        coins_processed=signals.coins_processed,
-        candles_upserted=refreshed.candles_upserted,
-        signals=signals.signals.height,
-        candidates=allocation.auction.candidates,
-        winners_selected=allocation.auction.winners_selected,
-        intents=allocation.approved,
-        orders_placed=executed.placed + reconciled.execution.placed,
-        orders_cancelled=executed.cancelled + reconciled.execution.cancelled,
-        open_positions=reconciled.open_positions,
-        equity=after.snapshot.equity,
-        margin_utilization=after.snapshot.margin_used / after.snapshot.equity
-        if after.snapshot.equity > 0
-        else None,
+        coins_processed=signals.coins_processed if signals is not None else 0,
+        candles_upserted=refreshed.candles_upserted if refreshed is not None else 0,
+        signals=signals.signals.height if signals is not None else None,
+        candidates=allocation.auction.candidates if allocation is not None else None,
+        winners_selected=allocation.auction.winners_selected if allocation is not None else None,
+        intents=allocation.approved if allocation is not None else None,
+        orders_placed=sum(r.placed for r in done) if done else None,
+        orders_cancelled=sum(r.cancelled for r in done) if done else None,
+        open_positions=reconciled.open_positions if reconciled is not None else None,
+        unprotected_positions=reconciled.unprotected if reconciled is not None else None,
+        equity=snapshot.equity if snapshot is not None else None,
+        margin_utilization=snapshot.margin_utilization if snapshot is not None else None,
         system_state=str(safety.record.state),
-        market_errors=len(refreshed.errors),
-        tiers=registry.tier_counts(),
+        market_errors=len(refreshed.errors) if refreshed is not None else 0,
+        failed_stages=len(stages.failures),
+        tiers=registry.tier_counts() if registry is not None else {},
     )
     tables = {
         "markets": markets.select(
             "symbol", "tier", "volume_24h_usd", "spread_bps", "reason"
-        ).to_dicts(),
-        "auction": _auction_rows(allocation),
+        ).to_dicts()
+        if markets is not None
+        else [],
+        "auction": auction_table(allocation.auction) if allocation is not None else [],
         "portfolio": portfolio,
-        "why-no-trades": [{"reason": k, "markets": v} for k, v in signals.rejections().items()],
+        "why-no-trades": [{"reason": k, "markets": v} for k, v in signals.rejections().items()]
+        if signals is not None
+        else [],
         "kill-switch": [{"step": line} for line in kill_lines],
+        "failed-stages": [{"failure": f} for f in stages.failures],
     }
     line = summarize(ctx, summary, tables)
+    if stages.failures:
+        # Safety ran on the latest known state; the run is Failed so it can be seen and alerted.
+        return Failed(message="; ".join(stages.failures), data=line)
     if safety.halted:
         # The cycle did its job; the run is marked, not failed (a failure would page wrongly).
         return Completed(
             name="Halted", message=f"Kill switch active: {safety.record.cause}", data=line
         )
     return line
-
-
-def _auction_rows(allocation: Any) -> list[dict[str, Any]]:
-    from core.auction import auction_table
-
-    return auction_table(allocation.auction)

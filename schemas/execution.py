@@ -29,10 +29,10 @@ class ExecutionConfig(Frozen):
         2.0, gt=0, description="stop distance in ATRs for an imported position, when ATR is known"
     )
 
-    crossed_stop_action: Literal["reprice", "close"] = Field(
-        "reprice",
-        description="a stop already through the mark (after a gap): re-price it beyond the "
-        "mark, or close the position reduce-only",
+    crossed_stop_action: Literal["close", "reprice"] = Field(
+        "close",
+        description="a stop already through the mark (after a gap): close the position "
+        "reduce-only (what the stop would have done), or re-price the stop beyond the mark",
     )
     crossed_stop_buffer_pct: float = Field(
         0.005, gt=0, lt=0.5, description="a re-priced stop sits this share beyond the mark"

@@ -26,10 +26,12 @@ CYCLE_FIELDS = (
     "orders_placed",
     "orders_cancelled",
     "open_positions",
+    "unprotected_positions",
     "equity",
     "margin_utilization",
     "system_state",
     "market_errors",
+    "failed_stages",
     "summary",
 )
 
@@ -102,3 +104,14 @@ def record_market_errors(
             "INSERT INTO market_errors VALUES (?, ?, ?, ?, ?)",
             [[cycle_id, symbol, stage, message, ts] for symbol, message in errors.items()],
         )
+
+
+def last_markets(con: duckdb.DuckDBPyConnection, venue: str) -> pl.DataFrame | None:
+    """The registry snapshot the last cycle saved for this venue (None before the first):
+    what a cycle whose market discovery failed still manages its positions with."""
+    frame = con.sql(
+        "SELECT * EXCLUDE (venue, cycle_id, updated_at) FROM markets WHERE venue = ? "
+        "ORDER BY symbol",
+        params=[venue],
+    ).pl()
+    return frame if frame.height else None

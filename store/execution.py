@@ -122,6 +122,16 @@ def intent(con: duckdb.DuckDBPyConnection, intent_id: str) -> IntentEntry | None
     return _intent(row) if row else None
 
 
+def stop_sends(con: duckdb.DuckDBPyConnection, cycle_id: int) -> dict[str, int]:
+    """Stop orders (placements and moves) the log recorded per position in one cycle."""
+    rows = con.execute(
+        "SELECT json_extract_string(payload, '$.position_id'), count(*) FROM wal "
+        "WHERE cycle_id = ? AND action_type IN ('place_stop', 'move_stop') GROUP BY 1",
+        [cycle_id],
+    ).fetchall()
+    return {str(pid): int(n) for pid, n in rows if pid is not None}
+
+
 def intents_by_client_id(con: duckdb.DuckDBPyConnection) -> dict[str, IntentEntry]:
     rows = con.execute(f"SELECT {_INTENT_COLUMNS} FROM wal WHERE client_id IS NOT NULL").fetchall()
     return {r[4]: _intent(r) for r in rows}

@@ -375,6 +375,8 @@ PROTECTION = Migration(
         "ALTER TABLE equity_marks ADD COLUMN unprotected_cycles INTEGER DEFAULT 0",
         "ALTER TABLE positions ADD COLUMN unprotected_cycles INTEGER DEFAULT 0",
         "ALTER TABLE positions ADD COLUMN realised_pnl DOUBLE",
+        "ALTER TABLE cycles ADD COLUMN unprotected_positions INTEGER",
+        "ALTER TABLE cycles ADD COLUMN failed_stages INTEGER",
     ),
 )
 

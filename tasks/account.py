@@ -15,7 +15,7 @@ from core.orders import OrderVenue, PositionReport
 from core.system_state import SystemStateRecord
 from store.db import open_store
 from store.execution import live_positions
-from store.safety import current_record, high_water
+from store.safety import current_record, high_water, last_account
 from tasks.execution import account_snapshot
 from tasks.retry import retry_on_transient_venue_errors
 
@@ -50,3 +50,16 @@ def read_account(ctx: CycleContext, orders: OrderVenue, markets: pl.DataFrame) -
 def sync_account(ctx: CycleContext, orders: OrderVenue, markets: pl.DataFrame) -> AccountView:
     """Read-only: safe to retry."""
     return read_account(ctx, orders, markets)
+
+
+def last_known_account(ctx: CycleContext) -> AccountSnapshot | None:
+    """The account as the last cycle measured it, with this cycle's count of cycles without
+    a stop: what the invariant monitor checks when the venue could not be read."""
+    with open_store(ctx.db_path) as con:
+        account = last_account(con)
+        unprotected = max(
+            (p.unprotected_cycles for p in live_positions(con) if p.is_open), default=0
+        )
+    if account is None:
+        return None
+    return replace(account, ts=ctx.decision_time, unprotected_cycles=unprotected)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import pickle
+from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -43,6 +44,7 @@ from schemas.config import AppConfig, Secrets, VenueKind
 from schemas.execution import ExecutionConfig
 from schemas.risk import RiskConfig
 from store import execution as ex
+from store.cycles import last_markets
 from store.db import open_store
 from tasks.gateway import ExecutionReport, Gateway, apply_events
 from tasks.retry import retry_on_transient_venue_errors
@@ -129,6 +131,32 @@ def _kraken_orders(
     if exchange is None:
         raise TypeError("the kraken order venue needs the kraken market-data venue")
     return KrakenOrderVenue(exchange, clock=feed.clock)
+
+
+@task(name="open_order_venue", cache_policy=NO_CACHE)
+def open_order_venue(
+    config: AppConfig,
+    feed: MarketDataVenue,
+    db_path: Path,
+    secrets: Secrets,
+    *,
+    live: bool,
+    paper: bool = False,
+) -> OrderVenue:
+    """The cycle's order venue (see make_order_venue): paper restored, or Kraken."""
+    return make_order_venue(config, feed, db_path, secrets, live=live, paper=paper)
+
+
+@task(name="save_order_venue", cache_policy=NO_CACHE)
+def save_order_venue_task(order_venue: OrderVenue, feed: MarketDataVenue, db_path: Path) -> None:
+    save_order_venue(order_venue, feed, db_path)
+
+
+def known_markets(ctx: CycleContext) -> pl.DataFrame | None:
+    """The registry as the last cycle saw it (grids, last prices): what positions are
+    managed with when this cycle's market discovery failed."""
+    with open_store(ctx.db_path) as con:
+        return last_markets(con, ctx.venue)
 
 
 def save_order_venue(order_venue: OrderVenue, feed: MarketDataVenue, db_path: Path) -> None:
@@ -221,14 +249,24 @@ def _guarded(
     actions: list[Action],
     marks: dict[str, float],
     rules: ProtectionRules,
+    sends: Counter[str],
 ) -> tuple[list[Action], list[PositionEvent]]:
-    """Every stop action checked against the mark before it is sent (core/protection.py)."""
+    """Every stop action checked against the mark before it is sent (core/protection.py),
+    and a refused stop's retries capped per cycle (the invariant monitor escalates)."""
     out: list[Action] = []
     applied: list[PositionEvent] = []
     for action in actions:
         p = positions.get(getattr(action, "position_id", "") or "")
         if p is None or not isinstance(action, PlaceStopAction | MoveStop):
             out.append(action)
+            continue
+        retry = isinstance(action, PlaceStopAction) and p.stop_rejections > 0
+        if retry and sends[p.position_id] >= rules.stop_attempts_per_cycle:
+            log.warning(
+                "UNPROTECTED %s %s: %d stop(s) sent this cycle, last refused (%s); "
+                "next attempt next cycle",
+                p.symbol, p.position_id, sends[p.position_id], p.stop_problem,
+            )
             continue
         guarded, sent = guard_stop(p, action, marks.get(p.symbol), rules)
         if guarded.state is PositionState.CLOSING and p.state is not PositionState.CLOSING:
@@ -263,7 +301,7 @@ def _drive(
     marks = marks or {}
     actions = actions + _protection_round(gw, positions, marks, rules)
     for _ in range(4):
-        actions, applied = _guarded(positions, actions, marks, rules)
+        actions, applied = _guarded(positions, actions, marks, rules, gw.stop_sends)
         events = []
         for action in actions:
             events += gw.execute(action)
@@ -473,17 +511,23 @@ def exit_evidence(order_venue: OrderVenue, p: Position) -> tuple[str, float | No
             continue
         if order is not None and order.status is OrderStatus.FILLED:
             return f"found: {order.type} {cid} filled {order.filled} (venue order status)", None
-    realised = getattr(order_venue, "realised_pnl", None)
-    if realised is not None:
+    book = getattr(order_venue, "realised_pnl", None)  # the account log, where offered
+    if book is not None:
         try:
-            pnl = realised(p.symbol, p.opened_at)
+            entries = book(p.symbol, p.opened_at)
         except VenueError as exc:
-            log.warning("%s: realised PnL lookup failed: %s", p.position_id, exc)
-            pnl = None
-        if pnl is not None:
-            since = f"{p.opened_at:%Y-%m-%d %H:%M}"
-            return f"unknown; the venue's realised PnL since {since} is {pnl:.2f}", pnl
-    return "unknown (not in fills, no order found by client id)", None
+            log.warning("%s: account log lookup failed: %s", p.position_id, exc)
+            entries = []
+        if entries:
+            pnl = round(sum(e.realised_pnl - e.fee for e in entries), 8)
+            closed = [e for e in entries if e.closed_position]
+            where = (
+                f"closed at {closed[-1].price} on {closed[-1].ts:%Y-%m-%d %H:%M}"
+                if closed
+                else "close not seen"
+            )
+            return f"from the account log: {where}; realised PnL after fees {pnl:.2f}", pnl
+    return "unknown (not in fills, no order found by client id, no account log)", None
 
 
 @task(name="reconcile", cache_policy=NO_CACHE)
@@ -591,6 +635,12 @@ def run_kill_switch(ctx: CycleContext, order_venue: OrderVenue, config: AppConfi
     for line in lines:
         log.error("Kill switch active: %s", line)
     return lines
+
+
+@task(name="kill_switch", cache_policy=NO_CACHE)
+def kill_switch_task(ctx: CycleContext, order_venue: OrderVenue, config: AppConfig) -> list[str]:
+    """The kill switch as its own task run: visible in the cycle's graph when it fires."""
+    return run_kill_switch(ctx, order_venue, config)
 
 
 __all__ = [

@@ -139,8 +139,10 @@ class Gateway:
         self.clock = clock
         self.fill_reread = fill_reread
         self.report = ExecutionReport()
-        self.stop_sends: Counter[str] = Counter()  # stop orders sent per position this cycle
         self._con: DuckDBPyConnection | None = None
+        # stop orders sent per position this cycle, across stages and task retries
+        with self.store() as con:
+            self.stop_sends: Counter[str] = Counter(ex.stop_sends(con, cycle_id))
         self._unsaved_fills: list[tuple[Fill, str | None]] = []  # see save_progress
         self._closed_entries: dict[str, float] = {}  # position -> what its ended entry filled
 

@@ -66,8 +66,14 @@ def evaluate(ctx: CycleContext, account: AccountSnapshot, safety: SafetyConfig) 
 
 @task(name="check_invariants", cache_policy=NO_CACHE)
 def check_invariants_task(
-    ctx: CycleContext, account: AccountSnapshot, safety: SafetyConfig
+    ctx: CycleContext, account: AccountSnapshot | None, safety: SafetyConfig
 ) -> SafetyOutcome:
+    """The monitor on this cycle's account, or on the latest known one; with no account
+    ever read, the state holds as it is (and is logged)."""
+    if account is None:
+        log.error("invariant monitor: no account known yet (the venue could not be read)")
+        record = system_state(ctx.db_path, ctx.decision_time)
+        return SafetyOutcome(record, InvariantReport(ctx.decision_time, (), 0.0), False)
     return evaluate(ctx, account, safety)
 
 

@@ -105,8 +105,20 @@ def cmd_cycle(args: argparse.Namespace) -> int:
     _validate_first(args)
     from flows.cycle import trading_cycle
 
-    for _ in range(args.cycles):
-        trading_cycle(**_cycle_kwargs(args))
+    failed = []
+    for n in range(1, args.cycles + 1):
+        state = trading_cycle(**_cycle_kwargs(args), return_state=True)
+        if not state.is_completed():
+            failed.append(n)
+            log.error("cycle %d of %d ended %s: %s", n, args.cycles, state.name, state.message)
+    if failed:
+        # every cycle ran; the failed ones are named so the operator can look them up
+        print(
+            f"trader: {len(failed)} of {args.cycles} cycles failed (numbers {failed}); "
+            "see logs/trader.log or the flow runs in the Prefect UI",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

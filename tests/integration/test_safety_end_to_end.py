@@ -281,7 +281,13 @@ def test_the_seeds_thresholds_are_refused_before_any_cycle_runs(tmp_path, monkey
     import flows.cycle
 
     cycles: list[dict[str, Any]] = []
-    monkeypatch.setattr(flows.cycle, "trading_cycle", lambda **kw: cycles.append(kw))
+    from prefect.states import Completed
+
+    def fake_cycle(**kw: Any) -> Any:  # what trading_cycle(return_state=True) returns
+        cycles.append(kw)
+        return Completed()
+
+    monkeypatch.setattr(flows.cycle, "trading_cycle", fake_cycle)
     old = tmp_path / "old-configs"
     old.mkdir()
     shutil.copy(CONFIGS / "config.yaml", old / "config.yaml")
@@ -301,7 +307,7 @@ def test_the_seeds_thresholds_are_refused_before_any_cycle_runs(tmp_path, monkey
 
     # the control: the shipped configuration reaches the cycle
     assert main(["cycle", "--config", str(CONFIGS), "--db", str(db), "--cycles", "1"]) == 0
-    assert len(cycles) == 1
+    assert len(cycles) == 1 and cycles[0].pop("return_state") is True
 
 
 # -- 2. the kill switch on the Kraken-Futures simulator ----------------------------------------

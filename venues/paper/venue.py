@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from core.orders import Balance, Fill, Order, OrderRequest, PositionReport
+from core.orders import Balance, Fill, Order, OrderRequest, PositionReport, RealisedPnl
 from venues.base import Clock, MarketDataVenue
 from venues.paper.config import PaperConfig
 from venues.paper.driver import FeedDriver, FundingSchedule, timeframe_of
@@ -81,3 +81,25 @@ class PaperOrderVenue:
     def fills(self, since: datetime | None = None) -> list[Fill]:
         self._sync()
         return self.engine.fills(since)
+
+    def realised_pnl(
+        self, symbol: str, since: datetime, until: datetime | None = None
+    ) -> list[RealisedPnl]:
+        """The engine's own book of `symbol`'s fills with since <= time < until, oldest
+        first: what Kraken's account log answers (see KrakenOrderVenue.realised_pnl)."""
+        self._sync()
+        return [
+            RealisedPnl(
+                entry_id=e.fill.fill_id,
+                symbol=symbol,
+                fill_id=e.fill.fill_id,
+                ts=e.fill.ts,
+                realised_pnl=e.realised_pnl,
+                fee=e.fill.fee,
+                price=e.fill.price,
+                position_before=e.position_before,
+                position_after=e.position_after,
+            )
+            for e in self.engine.executions(since)
+            if e.fill.symbol == symbol and (until is None or e.fill.ts < until)
+        ]

@@ -171,11 +171,20 @@ def test_a_protected_position_that_matches_the_venue_needs_nothing() -> None:
     assert not logs_with(result, "UNKNOWN")
 
 
-def test_side_mismatch_is_logged_and_deferred() -> None:
-    short = PositionReport(SYMBOL, PositionSide.SHORT, 10.0, 100.0)
-    result = run([protected()], [short], [])
-    assert result.actions == () and result.events == ()
-    assert "deferred" in logs_with(result, "UNKNOWN")[0]
+def test_the_other_side_at_the_venue_is_suspected_then_closes_the_record_and_is_imported() -> None:
+    # closed by hand and reopened the other way: the record's sell stop could never
+    # protect a short, so waiting forever would leave the short bare
+    short = PositionReport(SYMBOL, PositionSide.SHORT, 10.0, 100.0, mark_price=100.0)
+    first = run([protected()], [short], [])
+    assert first.actions == () and first.events == ()
+    assert "record kept until a second check" in logs_with(first, "UNKNOWN")[0]
+    second = run([protected()], [short], [], missing=first.suspected_missing)
+    kinds = [a.action_type.value for a in second.actions]
+    assert kinds[0] == "close_record" and "import_position" in kinds
+    (stop,) = [a for a in second.actions if isinstance(a, PlaceStop)]
+    assert stop.side is OrderSide.BUY and stop.size == 10.0 and stop.trigger_price > 100.0
+    assert any("ORPHAN" in line for line in second.log_lines)
+    assert any("PHANTOM" in line for line in second.log_lines)
 
 
 def test_a_size_mismatch_is_resolved_from_the_venue_and_the_stop_covers_the_venue_size() -> None:
