@@ -35,6 +35,7 @@ from tasks.execution import (
     kill_switch_task,
     known_markets,
     open_order_venue,
+    placed_this_cycle,
     reconcile_task,
     save_order_venue_task,
 )
@@ -169,7 +170,7 @@ def _run_cycle(
         candidates=allocation.auction.candidates if allocation is not None else None,
         winners_selected=allocation.auction.winners_selected if allocation is not None else None,
         intents=allocation.approved if allocation is not None else None,
-        orders_placed=sum(r.placed for r in done) if done else None,
+        orders_placed=placed_this_cycle(ctx),
         orders_cancelled=sum(r.cancelled for r in done) if done else None,
         open_positions=reconciled.open_positions if reconciled is not None else None,
         unprotected_positions=reconciled.unprotected if reconciled is not None else None,

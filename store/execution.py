@@ -122,6 +122,16 @@ def intent(con: duckdb.DuckDBPyConnection, intent_id: str) -> IntentEntry | None
     return _intent(row) if row else None
 
 
+def orders_placed(con: duckdb.DuckDBPyConnection, cycle_id: int) -> int:
+    """Orders the venue accepted from intents logged in this cycle (across task retries)."""
+    row = one(con.execute(
+        "SELECT count(*) FROM wal WHERE cycle_id = ? AND state = 'acknowledged' "
+        "AND client_id IS NOT NULL",
+        [cycle_id],
+    ))
+    return int(row[0]) if row else 0
+
+
 def stop_sends(con: duckdb.DuckDBPyConnection, cycle_id: int) -> dict[str, int]:
     """Stop orders (placements and moves) the log recorded per position in one cycle."""
     rows = con.execute(

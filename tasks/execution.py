@@ -152,6 +152,12 @@ def save_order_venue_task(order_venue: OrderVenue, feed: MarketDataVenue, db_pat
     save_order_venue(order_venue, feed, db_path)
 
 
+def placed_this_cycle(ctx: CycleContext) -> int:
+    """Orders placed in this cycle, counted in the log (a retried stage's first try too)."""
+    with open_store(ctx.db_path) as con:
+        return ex.orders_placed(con, ctx.cycle_id)
+
+
 def known_markets(ctx: CycleContext) -> pl.DataFrame | None:
     """The registry as the last cycle saw it (grids, last prices): what positions are
     managed with when this cycle's market discovery failed."""
