@@ -21,8 +21,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from core.actions import PlaceEntry  # noqa: E402
+from core.engine.gateway import Gateway  # noqa: E402
 from core.orders import OrderRequest, OrderSide, OrderType  # noqa: E402
-from tasks.gateway import Gateway  # noqa: E402
+from store.db import connect_store  # noqa: E402
+from store.state import DuckDBState  # noqa: E402
 from venues.kraken import make_client  # noqa: E402
 from venues.kraken_orders import KrakenOrderVenue  # noqa: E402
 from venues.kraken_sim import Faults, start_in_thread  # noqa: E402
@@ -55,7 +57,7 @@ def main() -> None:
             )
             bare.append(time.perf_counter() - start)
         db = Path(tempfile.mkdtemp(prefix="bench-gw-")) / "gw.duckdb"
-        gateway = Gateway(venue, db, 1, feed.clock)
+        gateway = Gateway(venue, DuckDBState(connect_store(db)), 1, feed.clock)
         logged = []
         for i in range(N):
             action = PlaceEntry(

@@ -5,6 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """Where decision code gets the time. Never `datetime.now()` in decision code."""
+
+    def now(self) -> datetime: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,22 +8,21 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import duckdb
 
 from core.actions import ActionType
+from core.engine.state import check_move
 from core.orders import Fill, OrderSide, PositionSide
 from core.position_events import PositionEvent
 from core.positions import TERMINAL_STATES, Position, PositionState, TpSlot
 from core.reconcile import OrderOwner
 from core.wal import (
     FINAL_STATES,
-    WAL_TRANSITIONS,
     IntentEntry,
     IntentState,
-    InvalidIntentTransition,
 )
 from store.db import one, transaction
 
@@ -38,10 +37,7 @@ def save_intent(con: duckdb.DuckDBPyConnection, entry: IntentEntry, cycle_id: in
     never overwritten, so an acknowledged order's venue id can never be lost.
     """
     with transaction(con):
-        row = one(con.execute("SELECT state, venue_order_id FROM wal WHERE intent_id = ?",
-                              [entry.intent_id]))
-        if row is not None:
-            _check_move(entry, IntentState(row[0]), row[1])
+        check_move(entry, intent(con, entry.intent_id))
         con.execute(
             """
             INSERT INTO wal VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -63,20 +59,6 @@ def save_intent(con: duckdb.DuckDBPyConnection, entry: IntentEntry, cycle_id: in
                 entry.reason,
                 cycle_id,
             ],
-        )
-
-
-def _check_move(entry: IntentEntry, stored: IntentState, stored_venue_id: str | None) -> None:
-    same = entry.state is stored
-    if not same and entry.state not in WAL_TRANSITIONS[stored]:
-        raise InvalidIntentTransition(
-            f"intent {entry.intent_id}: the log holds it {stored}; {stored} -> {entry.state} "
-            "is not allowed (an intent is never overwritten)"
-        )
-    if same and stored in FINAL_STATES and entry.venue_order_id != stored_venue_id:
-        raise InvalidIntentTransition(
-            f"intent {entry.intent_id}: final ({stored}) with venue order {stored_venue_id}; "
-            f"refusing to rewrite it as {entry.venue_order_id}"
         )
 
 
@@ -174,15 +156,19 @@ def decode_position(text: str) -> Position:
     return Position(**data)
 
 
-def save_positions(con: duckdb.DuckDBPyConnection, positions: list[Position]) -> None:
+def save_positions(
+    con: duckdb.DuckDBPyConnection, positions: list[Position], at: datetime
+) -> None:
+    """Insert or replace position records, stamped `at` (the cycle's decision time)."""
     if not positions:
         return
     with transaction(con):
-        _put_positions(con, positions)
+        _put_positions(con, positions, at)
 
 
-def _put_positions(con: duckdb.DuckDBPyConnection, positions: list[Position]) -> None:
-    now = datetime.now(UTC)
+def _put_positions(
+    con: duckdb.DuckDBPyConnection, positions: list[Position], now: datetime
+) -> None:
     rows = []
     for p in positions:
         ids, prices = p.tp_order_ids, p.tp_prices
@@ -242,18 +228,23 @@ def position(con: duckdb.DuckDBPyConnection, position_id: str) -> Position | Non
 
 
 def record_events(
-    con: duckdb.DuckDBPyConnection, events: list[PositionEvent], cycle_id: int | None
+    con: duckdb.DuckDBPyConnection,
+    events: list[PositionEvent],
+    cycle_id: int | None,
+    at: datetime,
 ) -> None:
     if not events:
         return
     with transaction(con):
-        _put_events(con, events, cycle_id)
+        _put_events(con, events, cycle_id, at)
 
 
 def _put_events(
-    con: duckdb.DuckDBPyConnection, events: list[PositionEvent], cycle_id: int | None
+    con: duckdb.DuckDBPyConnection,
+    events: list[PositionEvent],
+    cycle_id: int | None,
+    now: datetime,
 ) -> None:
-    now = datetime.now(UTC)
     row = one(con.execute("SELECT coalesce(max(seq), 0) FROM position_events"))
     start = int(row[0]) if row else 0
     con.executemany(
@@ -331,6 +322,7 @@ def save_progress(
     events: list[PositionEvent],
     fills: list[tuple[Fill, str | None]],
     cycle_id: int | None,
+    at: datetime,
 ) -> None:
     """Positions, the events applied to them and the fills those events came from, in one
     transaction: a crash leaves all of them or none, so a fill is never marked seen without
@@ -339,9 +331,9 @@ def save_progress(
         return
     with transaction(con):
         if positions:
-            _put_positions(con, positions)
+            _put_positions(con, positions, at)
         if events:
-            _put_events(con, events, cycle_id)
+            _put_events(con, events, cycle_id, at)
         if fills:
             _put_fills(con, fills, cycle_id)
 
@@ -399,8 +391,8 @@ def load_venue_state(con: duckdb.DuckDBPyConnection, venue: str) -> bytes | None
     return bytes(row[0]) if row else None
 
 
-def save_venue_state(con: duckdb.DuckDBPyConnection, venue: str, blob: bytes) -> None:
+def save_venue_state(
+    con: duckdb.DuckDBPyConnection, venue: str, blob: bytes, at: datetime
+) -> None:
     with transaction(con):
-        con.execute(
-            "INSERT OR REPLACE INTO venue_state VALUES (?, ?, ?)", [venue, datetime.now(UTC), blob]
-        )
+        con.execute("INSERT OR REPLACE INTO venue_state VALUES (?, ?, ?)", [venue, at, blob])

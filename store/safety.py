@@ -6,7 +6,7 @@ HALTED survives restarts because the current state is simply the last history ro
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 
 import duckdb
 
@@ -37,15 +37,19 @@ def current_record(con: duckdb.DuckDBPyConnection, now: datetime) -> SystemState
 
 
 def append_record(
-    con: duckdb.DuckDBPyConnection, record: SystemStateRecord, cycle_id: int | None
+    con: duckdb.DuckDBPyConnection,
+    record: SystemStateRecord,
+    cycle_id: int | None,
+    at: datetime,
 ) -> None:
+    """Append a state record, stamped `at` (the cycle's time, or an operator's wall time)."""
     with transaction(con):
         row = one(con.execute("SELECT coalesce(max(seq), 0) + 1 FROM system_state_history"))
         con.execute(
             "INSERT INTO system_state_history VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 row[0] if row else 1,
-                datetime.now(UTC),
+                at,
                 cycle_id,
                 str(record.state),
                 record.since,

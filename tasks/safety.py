@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,33 +11,23 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from core.cycle import CycleContext
+from core.engine import account as engine
+from core.engine.account import SafetyOutcome
 from core.invariants import AccountSnapshot, InvariantReport, check_invariants
 from core.positions import Position
 from core.system_state import (
-    SystemState,
     SystemStateRecord,
     operator_halt,
     operator_resume,
     status_lines,
 )
-from core.system_state import next_state as next_system_state
 from schemas.config import SafetyConfig
 from store.db import open_store
 from store.execution import live_positions
-from store.safety import append_record, current_record, high_water, last_account, record_checks
+from store.safety import append_record, current_record, last_account
+from store.state import store_state
 
 log = logging.getLogger("smc_trader.safety")
-
-
-@dataclass(frozen=True)
-class SafetyOutcome:
-    record: SystemStateRecord
-    report: InvariantReport
-    changed: bool
-
-    @property
-    def halted(self) -> bool:
-        return self.record.state is SystemState.HALTED
 
 
 def system_state(db_path: Path, now: datetime) -> SystemStateRecord:
@@ -47,21 +36,12 @@ def system_state(db_path: Path, now: datetime) -> SystemStateRecord:
         return current_record(con, now)
 
 
-def evaluate(ctx: CycleContext, account: AccountSnapshot, safety: SafetyConfig) -> SafetyOutcome:
-    """Check the account, move the state machine, persist both. HALTED never clears here."""
-    with open_store(ctx.db_path) as con:
-        previous = current_record(con, ctx.decision_time)
-        mark = high_water(con)
-    snapshot = replace(account, equity_high_water=max(mark or 0.0, account.equity_high_water))
-    report = check_invariants(snapshot, safety)
-    record = next_system_state(previous, report, ctx.decision_time)
-    with open_store(ctx.db_path) as con:
-        record_checks(con, ctx.cycle_id, report, snapshot)
-        if record is not previous:
-            append_record(con, record, ctx.cycle_id)
-    if record.state is SystemState.HALTED and record is previous:
-        log.error("Kill switch active: still HALTED since %s: %s", record.since, record.cause)
-    return SafetyOutcome(record, report, record is not previous)
+def evaluate(
+    ctx: CycleContext, account: AccountSnapshot | None, safety: SafetyConfig
+) -> SafetyOutcome:
+    """core.engine.account.evaluate on the store (see there)."""
+    with store_state(ctx.db_path) as state:
+        return engine.evaluate(ctx, account, state, safety)
 
 
 @task(name="check_invariants", cache_policy=NO_CACHE)
@@ -70,10 +50,6 @@ def check_invariants_task(
 ) -> SafetyOutcome:
     """The monitor on this cycle's account, or on the latest known one; with no account
     ever read, the state holds as it is (and is logged)."""
-    if account is None:
-        log.error("invariant monitor: no account known yet (the venue could not be read)")
-        record = system_state(ctx.db_path, ctx.decision_time)
-        return SafetyOutcome(record, InvariantReport(ctx.decision_time, (), 0.0), False)
     return evaluate(ctx, account, safety)
 
 
@@ -124,7 +100,7 @@ def halt(db_path: Path, reason: str, who: str) -> SystemStateRecord:
     now = datetime.now(UTC)
     with open_store(db_path) as con:
         record = operator_halt(current_record(con, now), reason, who, now)
-        append_record(con, record, None)
+        append_record(con, record, None, now)
     return record
 
 
@@ -138,5 +114,5 @@ def resume(
         record = operator_resume(
             current, _last_report(con, safety, now), who=who, why=why, force=force, ts=now
         )
-        append_record(con, record, None)
+        append_record(con, record, None, now)
     return record

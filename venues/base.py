@@ -13,15 +13,10 @@ from typing import Protocol, runtime_checkable
 
 import polars as pl
 
+from core.cycle import Clock
 from core.market import MarketInfo, Ticker
 
 OHLCV_COLUMNS = ("ts", "open", "high", "low", "close", "volume")
-
-
-class Clock(Protocol):
-    """Where decision code gets the time. Never `datetime.now()` in decision code."""
-
-    def now(self) -> datetime: ...
 
 
 class WallClock:

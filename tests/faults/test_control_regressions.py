@@ -318,18 +318,19 @@ def test_two_flattens_of_one_position_go_out_under_two_ids_and_neither_is_overwr
     watch = ControlWatch()
     run(account, watch, intents=intents(intent_row(PID)))
     sim.exchange.set_partial_fills(max_fill_fraction=0.5)  # the flatten's IOC fills half
+    from core.engine.execution import apply_events, drive
     from core.position_events import CloseRequested
-    from tasks.execution import _drive, _gateway, apply_events
+    from tasks.execution import open_stage
 
     ctx = account.context()
     with open_store(account.db) as con:
         positions = {p.position_id: p for p in ex.live_positions(con)}
-    with _gateway(account.venue, ctx, account.config.execution) as gw:
+    with open_stage(account.venue, ctx, account.config.execution) as stage:
         actions, applied = apply_events(
             positions, [CloseRequested(PID, "operator")], break_even_after_tp1=False
         )
-        gw.save_progress(positions, applied)
-        _drive(gw, positions, actions, account.config.execution, ctx, {})
+        stage.save(positions, applied)
+        drive(stage, positions, actions, account.config.execution, {})
     with open_store(account.db, read_only=True) as con:
         rows = con.execute(
             "SELECT client_id, state, venue_order_id FROM wal WHERE action_type = 'flatten' "

@@ -28,6 +28,8 @@ import pytest
 
 from core.actions import Flatten
 from core.cycle import CycleContext
+from core.engine.execution import apply_events
+from core.engine.gateway import recordless_flatten_id
 from core.orders import OrderRequest, OrderSide, OrderStatus, OrderType, OrderVenue, PositionSide
 from core.positions import CloseRequested, PositionState, empty_tps
 from core.positions import Position as Record
@@ -35,7 +37,6 @@ from core.wal import IntentState, advance, new_intent
 from store import execution as ex
 from store.db import open_store
 from tasks.execution import execute, reconcile_stage
-from tasks.gateway import Gateway, apply_events, recordless_flatten_id
 from tests.faults.conftest import (
     BTC,
     CASH,
@@ -46,6 +47,7 @@ from tests.faults.conftest import (
     markets_frame,
     serve,
 )
+from tests.support.stages import stage_on
 from venues.kraken_sim import FaultKind
 from venues.paper import PaperConfig, PaperEngine, PaperOrderVenue
 
@@ -135,6 +137,7 @@ def stale_records(db: Path) -> None:
                 record("old-btc-closed", BTC.symbol, PositionState.CLOSED, 0.0),
                 record("old-sol-open", "SOL/USD:USD", PositionState.PROTECTED, 1.0),
             ],
+            at,
         )
 
 
@@ -220,8 +223,8 @@ def test_a_flatten_has_no_side_is_logged_unknown_and_closes_what_the_venue_holds
     venue.orders.submit(order("held", BTC.symbol, OrderSide.BUY, OrderType.MARKET, 0.3))
     action = Flatten(BTC.symbol, "operator flatten")
     assert not hasattr(action, "side")
-    with Gateway(venue.orders, db, 7, venue.orders.clock) as gw:
-        events = gw.execute(action)
+    with stage_on(venue.orders, db, 7, venue.orders.clock) as gw:
+        events = gw.gateway.execute(action)
     assert events == []
     assert venue.engine.positions() == []  # closed by a reduce-only market sell
     cid = recordless_flatten_id(7, BTC.symbol)
@@ -241,8 +244,8 @@ def test_a_flatten_with_nothing_held_is_logged_unknown_and_does_not_crash(venue,
     db = tmp_path / "trading.duckdb"
     venue.orders.submit(order("other", BTC.symbol, OrderSide.BUY, OrderType.MARKET, 0.3))
     before = len(venue.engine.orders())
-    with Gateway(venue.orders, db, 8, venue.orders.clock) as gw:
-        events = gw.execute(Flatten(ETH.symbol, "kill switch flatten"))
+    with stage_on(venue.orders, db, 8, venue.orders.clock) as gw:
+        events = gw.gateway.execute(Flatten(ETH.symbol, "kill switch flatten"))
         assert gw.report.errors == []
     assert events == []
     assert len(venue.engine.orders()) == before  # nothing sent
@@ -268,8 +271,8 @@ def test_a_flatten_left_unresolved_by_a_crash_is_resolved_by_client_id(venue, tm
         venue.orders.submit(
             order(cid, BTC.symbol, OrderSide.SELL, OrderType.MARKET, 0.3, reduce_only=True)
         )
-    with Gateway(venue.orders, db, 4, venue.orders.clock) as gw:
-        assert gw.resolve_unresolved() == []
+    with stage_on(venue.orders, db, 4, venue.orders.clock) as gw:
+        assert gw.gateway.resolve_unresolved() == []
     ((_, _, side, _, state, _),) = wal_rows(db)
     assert side == "unknown"
     assert state == ("acknowledged" if sent else "rejected")
@@ -284,13 +287,13 @@ def test_a_flatten_whose_answer_is_lost_is_not_marked_rejected(tmp_path):
         kraken = kraken_on(sim)
         kraken.submit(order("held", BTC.symbol, OrderSide.BUY, OrderType.MARKET, 0.3))
         sim.faults.inject(FaultKind.ACK_LOST, endpoints=["sendorder"], status=503)
-        with Gateway(kraken, db, 5, sim.exchange.feed.clock) as gw:
-            assert gw.execute(Flatten(BTC.symbol, "operator flatten")) == []
+        with stage_on(kraken, db, 5, sim.exchange.feed.clock) as gw:
+            assert gw.gateway.execute(Flatten(BTC.symbol, "operator flatten")) == []
         assert sim.engine.positions() == []  # the venue did close it
         ((_, _, side, cid, state, _),) = wal_rows(db)
         assert (side, state) == ("unknown", "unknown")
-        with Gateway(kraken, db, 6, sim.exchange.feed.clock) as gw:
-            gw.resolve_unresolved()
+        with stage_on(kraken, db, 6, sim.exchange.feed.clock) as gw:
+            gw.gateway.resolve_unresolved()
         assert wal_rows(db)[0][4] == "acknowledged"
         assert [o.client_id for o in sim.engine.orders()].count(cid) == 1
         kraken.exchange.session.close()
@@ -310,15 +313,15 @@ def test_a_flatten_of_a_position_being_closed_is_applied_to_it_and_retires_its_e
         positions = {p.position_id: p for p in ex.live_positions(con)}
     assert positions["fl"].state is PositionState.PROTECTED
     events: list = [CloseRequested("fl", "operator close")]
-    with Gateway(venue.orders, db, 2, venue.orders.clock) as gw:
+    with stage_on(venue.orders, db, 2, venue.orders.clock) as gw:
         for _ in range(4):  # bounded: close -> flatten -> fill -> cancels
             actions, applied = apply_events(positions, events, break_even_after_tp1=False)
-            gw.save_progress(positions, applied)
-            events = [e for action in actions for e in gw.execute(action)]
+            gw.save(positions, applied)
+            events = [e for action in actions for e in gw.gateway.execute(action)]
             events += gw.fill_events(positions)
             if not events and not actions:
                 break
-        gw.save_progress(positions, [])
+        gw.save(positions, [])
     assert venue.engine.positions() == []
     assert venue.engine.open_orders() == []  # stop and TPs cancelled with the close
     with open_store(db, read_only=True) as con:

@@ -30,8 +30,8 @@ from core.wal import IntentState, advance, new_intent
 from store import execution as ex
 from store.db import open_store
 from tasks.execution import execute, execute_task
-from tasks.gateway import Gateway
 from tests.faults.conftest import BTC, context, intent_row, kraken_on, markets_frame, serve
+from tests.support.stages import stage_on
 from venues.kraken_orders import KrakenOrderVenue
 from venues.kraken_sim import FaultKind, RunningSim
 
@@ -162,8 +162,8 @@ def _orders_with(sim: RunningSim, client_id: str) -> int:
 def test_a_client_id_the_exchange_already_has_is_adopted_never_sent_twice(sim, kraken, db):
     existing = _stop_at_the_exchange(kraken)
     venue = Spy(kraken)
-    with Gateway(venue, db, 1, sim.exchange.feed.clock) as gw:
-        events = gw.execute(_stop())  # the log knows nothing: it is sent, and refused
+    with stage_on(venue, db, 1, sim.exchange.feed.clock) as gw:
+        events = gw.gateway.execute(_stop())  # the log knows nothing: it is sent, and refused
     assert venue.submits["dup-sl-0"] == 1
     assert events == [StopPlaced("dup", existing.venue_order_id, 57_000.0, 0.1)]
     assert _orders_with(sim, "dup-sl-0") == 1
@@ -177,10 +177,10 @@ def test_a_client_id_the_exchange_already_has_is_adopted_never_sent_twice(sim, k
 def test_the_same_action_twice_sends_one_order(sim, kraken, db):
     kraken.submit(OrderRequest(BTC.symbol, OrderSide.BUY, OrderType.MARKET, 0.1, "dup-en-0"))
     venue = Spy(kraken)
-    with Gateway(venue, db, 1, sim.exchange.feed.clock) as gw:
-        first = gw.execute(_stop())
-    with Gateway(venue, db, 2, sim.exchange.feed.clock) as gw:  # a later run, the same id
-        again = gw.execute(_stop())
+    with stage_on(venue, db, 1, sim.exchange.feed.clock) as gw:
+        first = gw.gateway.execute(_stop())
+    with stage_on(venue, db, 2, sim.exchange.feed.clock) as gw:  # a later run, the same id
+        again = gw.gateway.execute(_stop())
     assert first == again and isinstance(first[0], StopPlaced)
     assert venue.submits["dup-sl-0"] == 1
     assert _orders_with(sim, "dup-sl-0") == 1
@@ -200,8 +200,8 @@ def test_an_unresolved_intent_the_exchange_has_is_acknowledged_not_resubmitted(
         ex.save_intent(con, entry, 1)
     placed = _stop_at_the_exchange(kraken)
     venue = Spy(kraken)
-    with Gateway(venue, db, 2, sim.exchange.feed.clock) as gw:
-        events = gw.resolve_unresolved()
+    with stage_on(venue, db, 2, sim.exchange.feed.clock) as gw:
+        events = gw.gateway.resolve_unresolved()
     assert events == [StopPlaced("dup", placed.venue_order_id, 57_000.0, 0.1)]
     assert venue.submits == Counter()
     assert _orders_with(sim, "dup-sl-0") == 1

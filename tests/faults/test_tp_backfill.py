@@ -7,12 +7,12 @@ import logging
 
 import polars as pl
 
+from core.engine.execution import apply_events
 from core.orders import OrderStatus, OrderType
 from core.positions import TpCancelled
 from store import execution as ex
 from store.db import open_store
 from tasks.execution import execute
-from tasks.gateway import apply_events
 from tests.faults.conftest import BTC, context, intent_row, markets_frame
 
 
@@ -37,9 +37,10 @@ def _lose_tp(db, kraken, level: int) -> str:
         [TpCancelled(position.position_id, level, order_id, "cancelled at the venue")],
         break_even_after_tp1=False,
     )
+    at = position.opened_at
     with open_store(db) as con:
-        ex.save_positions(con, list(positions.values()))
-        ex.record_events(con, applied, 1)
+        ex.save_positions(con, list(positions.values()), at)
+        ex.record_events(con, applied, 1, at)
     return order_id
 
 

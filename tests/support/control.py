@@ -110,6 +110,14 @@ def control_violations(
     account: Account, watch: ControlWatch, outcome: CycleOutcome, *, late_fills: bool = False
 ) -> list[str]:
     """Every way the bot lost control at this cycle end; [] when it kept it. Updates watch."""
+    problems = [f"cycle {outcome.cycle_id}: {p}" for p in _violations(account, watch, outcome,
+                                                                      late_fills=late_fills)]
+    return problems
+
+
+def _violations(
+    account: Account, watch: ControlWatch, outcome: CycleOutcome, *, late_fills: bool
+) -> list[str]:
     problems: list[str] = []
     if outcome.error is not None:
         problems.append(f"cycle {outcome.cycle_id} failed: {outcome.error}")
@@ -131,7 +139,8 @@ def _stray_and_bare(account: Account, watch: ControlWatch, outcome: CycleOutcome
     open_orders = engine.open_orders()
     problems = []
     flat = {o.venue_order_id for o in open_orders if o.symbol not in held}
-    problems += [f"order {o} works on a flat market for a second cycle"
+    described = {o.venue_order_id: f"{o.type} {o.client_id} {o.symbol}" for o in open_orders}
+    problems += [f"order {o} ({described[o]}) works on a flat market for a second cycle"
                  for o in flat & watch.flat_market_orders]
     watch.flat_market_orders = flat
     bare = set()

@@ -15,14 +15,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import Counter, defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
-
-from duckdb import DuckDBPyConnection
 
 from core.actions import (
     Action,
@@ -39,20 +34,16 @@ from core.actions import (
     client_id_for,
     describe,
 )
+from core.cycle import Clock
+from core.engine.state import StateRepository
 from core.errors import DuplicateClientIdError, VenueError, VenueRetryableError
-from core.orders import Fill, Order, OrderRequest, OrderStatus, OrderType, OrderVenue
+from core.orders import Order, OrderRequest, OrderStatus, OrderType, OrderVenue
 from core.position_events import (
-    EntryCancelled,
-    EntryFilled,
-    EntryPartiallyFilled,
     EntryRejected,
-    FlattenFilled,
     PositionEvent,
-    StopFilled,
     StopMoved,
-    TpFilled,
 )
-from core.positions import Position, PositionError, PositionState, apply
+from core.positions import Position, PositionState
 from core.wal import (
     Decision,
     IntentEntry,
@@ -63,9 +54,6 @@ from core.wal import (
     position_event,
     resolve_pending,
 )
-from store import execution as ex
-from store.db import connect_store, session_connection
-from venues.base import Clock
 
 log = logging.getLogger("smc_trader.execution")
 
@@ -120,12 +108,12 @@ def order_request(action: Action) -> OrderRequest | None:
 
 
 class Gateway:
-    """One cycle's execution against one order venue; the store is opened per write."""
+    """One cycle's execution against one order venue, journalled in the state's log."""
 
     def __init__(
         self,
         venue: OrderVenue,
-        db_path: Path,
+        state: StateRepository,
         cycle_id: int,
         clock: Clock,
         *,
@@ -134,45 +122,19 @@ class Gateway:
         """fill_reread: fills are asked for from this long before the newest one stored, so
         one reported late (after a newer fill) is still seen; each is applied once, by id."""
         self.venue = venue
-        self.db_path = db_path
+        self.state = state
         self.cycle_id = cycle_id
         self.clock = clock
         self.fill_reread = fill_reread
         self.report = ExecutionReport()
-        self._con: DuckDBPyConnection | None = None
         # stop orders sent per position this cycle, across stages and task retries
-        with self.store() as con:
-            self.stop_sends: Counter[str] = Counter(ex.stop_sends(con, cycle_id))
-        self._unsaved_fills: list[tuple[Fill, str | None]] = []  # see save_progress
-        self._closed_entries: dict[str, float] = {}  # position -> what its ended entry filled
-
-    @contextmanager
-    def store(self) -> Iterator[DuckDBPyConnection]:
-        """The stage's connection: opened once, every write still its own transaction."""
-        shared = session_connection(self.db_path)
-        if shared is not None:
-            yield shared
-            return
-        if self._con is None:
-            self._con = connect_store(self.db_path)
-        yield self._con
-
-    def close(self) -> None:
-        if self._con is not None:
-            self._con.close()
-            self._con = None
-
-    def __enter__(self) -> Gateway:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        self.stop_sends: Counter[str] = Counter(state.stop_sends(cycle_id))
+        self.ended_entries: dict[str, float] = {}  # position -> what its ended entry filled
 
     # -- the log ---------------------------------------------------------------------------
 
     def _save(self, entry: IntentEntry) -> IntentEntry:
-        with self.store() as con:
-            ex.save_intent(con, entry, self.cycle_id)
+        self.state.save_intent(entry, self.cycle_id)
         return entry
 
     def _now(self) -> datetime:
@@ -182,8 +144,7 @@ class Gateway:
 
     def resolve_unresolved(self) -> list[PositionEvent]:
         """Settle every non-final intent by asking the venue for its client id."""
-        with self.store() as con:
-            pending = ex.unresolved_intents(con)
+        pending = self.state.unresolved_intents()
         if not pending:
             return []
         lookups = {}
@@ -232,8 +193,7 @@ class Gateway:
           its event again, so the record knows the order (and cancels it on close), and a
           stop move retires the stop it replaced.
         """
-        with self.store() as con:
-            logged = ex.intents_by_client_id(con)
+        logged = self.state.intents_by_client_id()
         events: list[PositionEvent] = []
         for p in positions.values():
             if p.state is PositionState.PENDING_ENTRY:
@@ -266,8 +226,7 @@ class Gateway:
             return []
         if isinstance(action, Flatten):
             return self._flatten(action)
-        with self.store() as con:
-            known = ex.intent(con, action.client_id)
+        known = self.state.intent(action.client_id)
         if known is not None:
             # Same client id already in the log: never a second order for it.
             return [e for e in [position_event(known)] if e is not None] if known.is_final else []
@@ -333,7 +292,7 @@ class Gateway:
         fills are applied, the entry is complete with what it filled."""
         pid = entry.details().get("position_id")
         if isinstance(pid, str) and order.status is not OrderStatus.OPEN:
-            self._closed_entries[pid] = order.filled
+            self.ended_entries[pid] = order.filled
 
     def _reject(self, entry: IntentEntry, reason: str) -> list[PositionEvent]:
         self.report.rejected += 1
@@ -366,8 +325,7 @@ class Gateway:
         flatten of no record, a fresh id from the same scheme; an id already in the log is
         never sent again (a non-final one is settled by client id)."""
         client_id = action.client_id or self._fresh_flatten_id(action.symbol)
-        with self.store() as con:
-            known = ex.intent(con, client_id)
+        known = self.state.intent(client_id)
         if known is not None:
             log.info("flatten %s: already in the log (%s); not sent again", client_id, known.state)
             return []
@@ -403,144 +361,19 @@ class Gateway:
 
     def _fresh_flatten_id(self, symbol: str) -> str:
         """The first unused flatten id of this cycle and symbol (attempt 0, 1, ...)."""
-        with self.store() as con:
-            for attempt in range(1000):
-                cid = recordless_flatten_id(self.cycle_id, symbol, attempt)
-                if ex.intent(con, cid) is None:
-                    return cid
+        for attempt in range(1000):
+            cid = recordless_flatten_id(self.cycle_id, symbol, attempt)
+            if self.state.intent(cid) is None:
+                return cid
         raise VenueError(f"flatten {symbol}: 1000 flattens in cycle {self.cycle_id}; refusing")
 
     # -- fills -------------------------------------------------------------------------------
-
-    def fill_events(self, positions: dict[str, Position]) -> list[PositionEvent]:
-        """Events for fills not applied before, attributed through the log's client ids.
-
-        Each event is cumulative for its venue order (every fill of the order, stored or
-        new, each counted once by fill id): a filled size is the order's own, never an
-        estimate plus a fill. Entries whose order ended follow their fills."""
-        with self.store() as con:
-            newest = ex.last_fill_time(con)
-            since = newest - self.fill_reread if newest is not None else None
-            fills = ex.new_fills(con, self.venue.fills(since))
-            intents = ex.intents_by_client_id(con)
-        taken = {f.fill_id for f, _ in self._unsaved_fills}
-        fills = [f for f in fills if f.fill_id not in taken]
-        grouped: dict[str, list[Fill]] = defaultdict(list)
-        owners: dict[str, tuple[IntentEntry, str]] = {}
-        attributed: list[tuple[Fill, str | None]] = []
-        for fill in fills:
-            entry = intents.get(fill.client_id or "")
-            pid = _owner(entry, positions) if entry else None
-            attributed.append((fill, pid))
-            if entry is not None and pid is not None:
-                grouped[fill.venue_order_id].append(fill)
-                owners[fill.venue_order_id] = (entry, pid)
-            else:
-                log.warning(
-                    "fill %s on %s has no intent of ours (client id %s): recorded only",
-                    fill.fill_id,
-                    fill.symbol,
-                    fill.client_id,
-                )
-        events = []
-        for venue_order_id, new in grouped.items():
-            entry, pid = owners[venue_order_id]
-            every = self._order_fills(venue_order_id) + new
-            event = _fill_event(entry, pid, venue_order_id, every, positions)
-            if event is not None:
-                events.append(event)
-        self._unsaved_fills += attributed  # recorded with the positions they change
-        self.report.fills_applied += len(fills)
-        return events
-
-    def _order_fills(self, venue_order_id: str) -> list[Fill]:
-        """The order's fills already read: stored ones and those read earlier this stage."""
-        with self.store() as con:
-            stored = ex.fills_of_order(con, venue_order_id)
-        seen = {f.fill_id for f in stored}
-        unsaved = [
-            f for f, _ in self._unsaved_fills
-            if f.venue_order_id == venue_order_id and f.fill_id not in seen
-        ]
-        return stored + unsaved
-
-    def ended_entry_events(self, positions: dict[str, Position]) -> list[PositionEvent]:
-        """EntryCancelled for entries whose order ended with less than asked, once the
-        record holds what the order filled (its fills applied first); others wait."""
-        events: list[PositionEvent] = []
-        for pid, filled in list(self._closed_entries.items()):
-            p = positions.get(pid)
-            if p is None or p.entry_complete or p.state not in _ENTRY_STATES:
-                del self._closed_entries[pid]
-                continue
-            if p.entry_filled >= filled - p.lot_size / 2:
-                del self._closed_entries[pid]
-                events.append(EntryCancelled(pid, f"entry order ended with {filled} filled"))
-        return events
-
-    def save_progress(self, positions: dict[str, Position], applied: list[PositionEvent]) -> None:
-        """Positions, the events applied to them and the fills read since the last save, in
-        one transaction (a fill saved apart from its position is lost in a crash between)."""
-        with self.store() as con:
-            ex.save_progress(
-                con, list(positions.values()), applied, self._unsaved_fills, self.cycle_id
-            )
-        self._unsaved_fills = []
-
 
 def recordless_flatten_id(cycle_id: int, symbol: str, attempt: int = 0) -> str:
     """The client id of a flatten that belongs to no record (the kill switch's, an
     operator's): the one scheme, keyed by cycle and market."""
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", symbol)
     return client_id_for(f"c{cycle_id}-{safe}", ActionType.FLATTEN, attempt=attempt)
-
-
-def _owner(entry: IntentEntry, positions: dict[str, Position]) -> str | None:
-    """The position an intent's fills belong to: the one it names, or for a flatten (which
-    names none: it closes what the venue holds) the single record closing that symbol."""
-    pid = entry.details().get("position_id")
-    if isinstance(pid, str):
-        return pid
-    if entry.action_type is ActionType.FLATTEN:
-        closing = [
-            p.position_id
-            for p in positions.values()
-            if p.symbol == entry.symbol and p.state is PositionState.CLOSING
-        ]
-        return closing[0] if len(closing) == 1 else None
-    return None
-
-
-def _fill_event(
-    entry: IntentEntry,
-    pid: str,
-    venue_order_id: str,
-    group: list[Fill],
-    positions: dict[str, Position],
-) -> PositionEvent | None:
-    """The cumulative event of one venue order from all its fills."""
-    info = entry.details()
-    size = sum(f.size for f in group)
-    price = sum(f.size * f.price for f in group) / size
-    position = positions.get(pid)
-    if position is None:
-        return None
-    lot = position.lot_size
-    ordered = info.get("size")
-    done = not isinstance(ordered, int | float) or size >= float(ordered) - lot / 2
-    basis = position.size_basis_ts
-    reflected = sum(f.size for f in group if basis is not None and f.ts <= basis)
-    kind = entry.action_type
-    if kind is ActionType.PLACE_ENTRY:
-        return (EntryFilled if done else EntryPartiallyFilled)(pid, size, price)
-    if kind in (ActionType.PLACE_STOP, ActionType.MOVE_STOP):
-        return StopFilled(pid, size, price, venue_order_id, done, reflected)
-    if kind is ActionType.PLACE_TP:
-        level = int(info["level"])  # type: ignore[call-overload]
-        return TpFilled(pid, level, size, price, venue_order_id, done, reflected)
-    if kind is ActionType.FLATTEN:  # a market order: done once it answered
-        return FlattenFilled(pid, size, price, venue_order_id, True, reflected)
-    return None
 
 
 def _action_from(entry: IntentEntry) -> Action | None:
@@ -564,38 +397,4 @@ def _action_from(entry: IntentEntry) -> Action | None:
     return None
 
 
-def apply_events(
-    positions: dict[str, Position], events: list[PositionEvent], *, break_even_after_tp1: bool
-) -> tuple[list[Action], list[PositionEvent]]:
-    """Apply events to the positions in place; the actions they imply and the events applied.
-
-    An event the machine refuses (a late duplicate, an event for a closed record) is
-    logged and skipped: one confusing report never stops the others.
-    """
-    actions: list[Action] = []
-    applied: list[PositionEvent] = []
-    for event in events:
-        position = positions.get(event.position_id)
-        if position is None:
-            log.warning(
-                "event %s for unknown position %s: ignored", type(event).__name__, event.position_id
-            )
-            continue
-        try:
-            new, produced = apply(position, event, break_even_after_tp1=break_even_after_tp1)
-        except PositionError as exc:
-            log.warning("event %s refused for %s: %s", type(event).__name__, event.position_id, exc)
-            continue
-        positions[event.position_id] = new
-        actions += produced
-        applied.append(event)
-    return actions, applied
-
-
-__all__ = [
-    "ExecutionReport",
-    "Gateway",
-    "apply_events",
-    "order_request",
-    "recordless_flatten_id",
-]
+__all__ = ["ExecutionReport", "Gateway", "order_request", "recordless_flatten_id"]
