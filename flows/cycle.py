@@ -29,7 +29,7 @@ from schemas.config import AppConfig, Secrets
 from store.db import cycle_session
 from tasks.account import last_known_account, sync_account
 from tasks.allocation import allocate_task, open_positions
-from tasks.cycle_io import is_startup, open_cycle, summarize
+from tasks.cycle_io import finish_summary, is_startup, open_cycle, summarize
 from tasks.execution import (
     execute_task,
     kill_switch_task,
@@ -77,26 +77,52 @@ def trading_cycle(
 
 
 class _Stages:
-    """Runs stages, keeping each failure instead of ending the cycle on the first one."""
+    """Runs stages, keeping each failure instead of ending the cycle on the first one.
 
-    def __init__(self) -> None:
+    plain=True calls each task's own function without Prefect (no task runs, no retries,
+    no artifacts): the same wiring, for replaying many cycles fast (bench, parity tests).
+    """
+
+    def __init__(self, *, plain: bool = False) -> None:
+        self.plain = plain
         self.failures: list[str] = []
 
-    def run(self, name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+    def call(self, task: Any, *args: Any, **kwargs: Any) -> Any:
+        return (task.fn if self.plain else task)(*args, **kwargs)
+
+    def run(self, name: str, task: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
         try:
-            return fn(*args, **kwargs)
+            return self.call(task, *args, **kwargs)
         except Exception as exc:  # the task run shows Failed; the cycle goes on to safety
             self.failures.append(f"{name}: {type(exc).__name__}: {exc}")
             log.error("stage %s failed: %s: %s", name, type(exc).__name__, exc)
             return None
 
 
+def replay_cycles(config: AppConfig, feed: MarketDataVenue, cycles: int) -> list[str]:
+    """`cycles` cycles of this flow's own wiring on a sim or replay feed, without Prefect
+    (each stage's plain function): what a backtest is proven against, and its naive peer."""
+    lines = []
+    for _ in range(cycles):
+        with cycle_session(config.cycle.db_path):
+            result = _run_cycle(config, Secrets(), feed, live=False, paper=False, plain=True)
+        lines.append(result if isinstance(result, str) else str(result.message))
+    return lines
+
+
 def _run_cycle(
-    config: AppConfig, secrets: Secrets, feed: MarketDataVenue, *, live: bool, paper: bool
+    config: AppConfig,
+    secrets: Secrets,
+    feed: MarketDataVenue,
+    *,
+    live: bool,
+    paper: bool,
+    plain: bool = False,
 ) -> str | State:
-    ctx = open_cycle(feed, config.cycle.db_path)
-    stages = _Stages()
-    orders = open_order_venue(config, feed, ctx.db_path, secrets, live=live, paper=paper)
+    stages = _Stages(plain=plain)
+    call = stages.call
+    ctx = call(open_cycle, feed, config.cycle.db_path)
+    orders = call(open_order_venue, config, feed, ctx.db_path, secrets, live=live, paper=paper)
     markets = stages.run("discover_markets", discover_markets, feed, ctx, config.markets)
     registry = MarketRegistry(markets) if markets is not None else None
     tradeable = registry.tradeable_symbols() if registry is not None else []
@@ -148,7 +174,7 @@ def _run_cycle(
         )
     after = stages.run("sync_account_after", sync_account, ctx, orders, managed)
     snapshot = after.snapshot if after is not None else last_known_account(ctx)
-    safety = check_invariants_task(ctx, snapshot, config.safety)
+    safety = call(check_invariants_task, ctx, snapshot, config.safety)
     kill_lines = (
         stages.run("kill_switch", kill_switch_task, ctx, orders, config) or []
         if safety.halted
@@ -195,7 +221,7 @@ def _run_cycle(
         "kill-switch": [{"step": line} for line in kill_lines],
         "failed-stages": [{"failure": f} for f in stages.failures],
     }
-    line = summarize(ctx, summary, tables)
+    line = finish_summary(ctx, summary) if plain else summarize(ctx, summary, tables)
     if stages.failures:
         # Safety ran on the latest known state; the run is Failed so it can be seen and alerted.
         return Failed(message="; ".join(stages.failures), data=line)

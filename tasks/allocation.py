@@ -1,50 +1,21 @@
-"""Stages 4–5: the auction selects, the risk manager sizes and gates; both stored."""
+"""Stages 4–5 as a task: the engine's allocation (core/engine/allocation.py), stored."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import polars as pl
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from core.auction import AuctionResult, auction_table, run_auction
+from core.auction import auction_table
 from core.cycle import CycleContext
-from core.orders import PositionReport
-from core.risk import AccountState, OpenPosition, apply_risk
+from core.engine import allocation as engine
+from core.engine.allocation import AllocationResult, open_positions
+from core.risk import AccountState, OpenPosition
 from schemas.config import AppConfig
 from store.db import open_store, transaction
 from store.frames import append_frame
-
-
-@dataclass(frozen=True)
-class AllocationResult:
-    auction: AuctionResult
-    intents: pl.DataFrame
-
-    @property
-    def approved(self) -> int:
-        return self.intents.filter(pl.col("status") == "approved").height
-
-
-def open_positions(
-    reports: list[PositionReport], markets: pl.DataFrame, default_leverage: float
-) -> list[OpenPosition]:
-    """Venue positions as the auction's candidates, margin at the leverage we size with."""
-    grid = {r["symbol"]: r for r in markets.iter_rows(named=True)}
-    out = []
-    for p in reports:
-        if p.size <= 0:
-            continue
-        row = grid.get(p.symbol, {})
-        leverage = min(default_leverage, row.get("max_leverage") or default_leverage)
-        price = p.mark_price or p.entry_price
-        notional = p.size * (row.get("contract_size") or 1.0) * price
-        out.append(
-            OpenPosition(p.symbol, p.side, p.size, p.entry_price, p.mark_price, notional / leverage)
-        )
-    return out
 
 
 def allocate(
@@ -56,25 +27,21 @@ def allocate(
     config: AppConfig,
 ) -> AllocationResult:
     """Winners within the margin budget, then sized, clamped and gated order intents."""
-    auction = run_auction(signals, positions, markets, account, config.safety, config.risk)
-    intents = apply_risk(
-        auction.allocations,
-        markets,
-        account,
-        config.safety,
-        config.risk,
-        positions,
-        cycle_id=str(ctx.cycle_id),
-        ts=ctx.decision_time,
+    result = engine.allocate(
+        signals, markets, positions, account, config, cycle_id=ctx.cycle_id, ts=ctx.decision_time
     )
     with open_store(ctx.db_path) as con:
-        append_frame(con, "order_intents", intents.drop("cycle_id"), cycle_id=ctx.cycle_id)
+        append_frame(con, "order_intents", result.intents.drop("cycle_id"), cycle_id=ctx.cycle_id)
         with transaction(con):
             con.execute(
                 "INSERT INTO allocations VALUES (?, ?, ?)",
-                [ctx.cycle_id, ctx.decision_time, json.dumps(auction_table(auction), default=str)],
+                [
+                    ctx.cycle_id,
+                    ctx.decision_time,
+                    json.dumps(auction_table(result.auction), default=str),
+                ],
             )
-    return AllocationResult(auction, intents)
+    return result
 
 
 @task(name="auction_and_risk", cache_policy=NO_CACHE)

@@ -53,9 +53,8 @@ def is_startup(ctx: CycleContext, interval_s: int) -> bool:
     return last is None or (ctx.started_at - last).total_seconds() > 3 * interval_s
 
 
-@task(name="summarize", cache_policy=NO_CACHE)
-def summarize(ctx: CycleContext, summary: CycleSummary, tables: dict[str, list[dict]]) -> str:
-    """Log CYCLE_END, finish the cycle row, publish the cycle's tables as artifacts."""
+def finish_summary(ctx: CycleContext, summary: CycleSummary) -> str:
+    """Log CYCLE_END and finish the cycle row; returns the line."""
     summary.duration_s = (datetime.now(UTC) - ctx.started_at).total_seconds()
     line = summary.line()
     record = summary.as_record()
@@ -64,6 +63,13 @@ def summarize(ctx: CycleContext, summary: CycleSummary, tables: dict[str, list[d
     with open_store(ctx.db_path) as con:
         finish_cycle(con, ctx.cycle_id, values)
     log.info(line)
+    return line
+
+
+@task(name="summarize", cache_policy=NO_CACHE)
+def summarize(ctx: CycleContext, summary: CycleSummary, tables: dict[str, list[dict]]) -> str:
+    """Log CYCLE_END, finish the cycle row, publish the cycle's tables as artifacts."""
+    line = finish_summary(ctx, summary)
     key = f"cycle-{ctx.venue}"
     create_markdown_artifact(
         key=f"{key}-summary",

@@ -36,7 +36,12 @@ from core.actions import (
 )
 from core.cycle import Clock
 from core.engine.state import StateRepository
-from core.errors import DuplicateClientIdError, VenueError, VenueRetryableError
+from core.errors import (
+    DuplicateClientIdError,
+    RateLimitedError,
+    VenueError,
+    VenueRetryableError,
+)
 from core.orders import Order, OrderRequest, OrderStatus, OrderType, OrderVenue
 from core.position_events import (
     EntryRejected,
@@ -267,12 +272,17 @@ class Gateway:
             order = self.venue.order_by_client_id(request.client_id)
             if order is None:
                 return self._reject(entry, "duplicate client id, yet the venue cannot find it")
+        except RateLimitedError as exc:
+            # Kraken refuses a rate-limited request before doing anything: a lookup by client
+            # id settles it now (found: ours; absent: never placed) instead of a failed stage.
+            settled = self._settle_now(entry, request.client_id, exc)
+            if settled is None:
+                return []
+            if not settled:
+                return self._reject(entry, f"rate limited, not placed: {exc}")
+            order = settled
         except VenueRetryableError as exc:
-            self.report.unknown += 1
-            self._save(advance(entry, IntentState.UNKNOWN, at=self._now(), reason=str(exc)))
-            log.warning(
-                "intent %s outcome unknown (will resolve by client id): %s", entry.intent_id, exc
-            )
+            self._unknown(entry, exc)
             return []
         except VenueError as exc:
             return self._reject(entry, str(exc))
@@ -286,6 +296,25 @@ class Gateway:
             self._note_entry_order(entry, order)
         event = position_event(entry)
         return [event] if event is not None else []
+
+    def _unknown(self, entry: IntentEntry, exc: Exception) -> None:
+        self.report.unknown += 1
+        self._save(advance(entry, IntentState.UNKNOWN, at=self._now(), reason=str(exc)))
+        log.warning(
+            "intent %s outcome unknown (will resolve by client id): %s", entry.intent_id, exc
+        )
+
+    def _settle_now(
+        self, entry: IntentEntry, client_id: str, exc: Exception
+    ) -> Order | bool | None:
+        """After a refusal that did nothing: the order if the venue has it anyway, False when
+        it does not, None (left UNKNOWN for the log to resolve) when the lookup failed too."""
+        try:
+            found = self.venue.order_by_client_id(client_id)
+        except VenueRetryableError:
+            self._unknown(entry, exc)
+            return None
+        return found if found is not None else False
 
     def _note_entry_order(self, entry: IntentEntry, order: Order) -> None:
         """An entry order that has ended (a market order is immediate-or-cancel): once its
@@ -344,6 +373,13 @@ class Gateway:
         )
         try:
             order = self.venue.submit(request)
+        except RateLimitedError as exc:  # refused before anything was done: settle it now
+            settled = self._settle_now(entry, client_id, exc)
+            if settled is None:
+                return []
+            if not settled:
+                return self._reject(entry, f"rate limited, not placed: {exc}")
+            order = settled
         except VenueRetryableError as exc:  # maybe carried out: resolved later by client id
             self.report.unknown += 1
             self._save(advance(entry, IntentState.UNKNOWN, at=self._now(), reason=str(exc)))

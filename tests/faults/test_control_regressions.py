@@ -341,3 +341,21 @@ def test_two_flattens_of_one_position_go_out_under_two_ids_and_neither_is_overwr
     assert len({r[2] for r in rows}) == len(rows)  # each kept its own venue order id
     sim.advance(1)
     run(account, watch)
+
+
+def test_an_order_answered_429_is_settled_at_once_not_left_to_fail_the_stage(world):
+    # Kraken refuses a rate-limited request before doing anything: a lookup by client id
+    # settles it (absent: never placed) and the stop is retried in the same cycle.
+    sim, account = world([60_000.0] * 3)
+    watch = ControlWatch()
+    run(account, watch, intents=intents(intent_row(PID)))
+    (stop,) = our_orders(sim, OrderType.STOP)
+    sim.exchange.cancel_by_hand(stop.venue_order_id)
+    sim.faults.inject(FaultKind.RATE_LIMIT, count=1, endpoints=["sendorder"])
+    sim.advance(1)
+    run(account, watch)  # the replacement meets the 429, is settled, retried, placed
+    with open_store(account.db, read_only=True) as con:
+        rows = con.execute("SELECT intent_id, state, reason FROM wal").fetchall()
+    assert not any(state == "unknown" for _, state, _ in rows)
+    assert any("rate limited, not placed" in (reason or "") for _, _, reason in rows)
+    assert record(account).is_protected

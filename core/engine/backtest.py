@@ -1,0 +1,178 @@
+"""The backtest loop: the live cycle's own stages, hour by hour on a simulated clock.
+
+At every decision hour the loop runs what a live cycle runs after its signal stage, in
+the same order and with the same functions: the account, the auction and risk manager
+(core/engine/allocation.py), execution, reconciliation, the invariant monitor and, on
+HALT, the kill switch (core/engine/execution.py, core/engine/account.py), against a
+simulated venue and in-memory state.
+
+It skips an hour only when nothing can happen in it: no signal, no position, no working
+order and nothing unresolved in the log. Then a live cycle would change nothing either
+(the account and every invariant are as they were an hour before), so skipping never
+changes a decision; the hour's equity is still marked.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+import polars as pl
+
+from core.cycle import Clock, CycleContext
+from core.engine.account import evaluate, read_account
+from core.engine.allocation import allocate, open_positions
+from core.engine.execution import execute_stage, kill_switch, reconcile_stage
+from core.engine.state import MemoryState
+from core.orders import OrderVenue
+from core.risk import AccountState
+from core.system_state import SystemState
+from schemas.config import AppConfig
+
+log = logging.getLogger("smc_trader.backtest")
+NO_FILE = Path("backtest-in-memory")  # the cycle context's store path; nothing is opened
+
+
+class SimulatedVenue(OrderVenue, Protocol):
+    """A paper order venue whose clock the loop moves."""
+
+    def advance_to(self, ts: datetime) -> None:
+        """Move the clock to `ts` and fill whatever the bars closed by then reach."""
+        ...
+
+    def busy(self) -> bool:
+        """True while any position is held or any order works."""
+        ...
+
+
+@dataclass(frozen=True)
+class HourInput:
+    """What one decision hour brings: its cycle number, its signals and its registry."""
+
+    ts: datetime
+    cycle_id: int
+    signals: pl.DataFrame  # this hour's signals of the markets tradeable now (may be empty)
+    markets: Callable[[], pl.DataFrame]  # the registry now (built only when the hour runs)
+
+
+@dataclass(frozen=True, slots=True)
+class HourMark:
+    ts: datetime
+    cycle_id: int
+    equity: float
+    cash: float
+    margin_used: float
+    open_positions: int
+    system_state: str
+    processed: bool
+
+
+@dataclass
+class LoopResult:
+    marks: list[HourMark]
+    intents: list[pl.DataFrame]
+    processed_hours: int
+
+
+def run_hours(
+    hours: Iterable[HourInput],
+    venue: SimulatedVenue,
+    state: MemoryState,
+    clock: Clock,
+    config: AppConfig,
+    *,
+    cash: Callable[[], float],
+    progress: Callable[[int], None] | None = None,
+) -> LoopResult:
+    """Run every hour in order; returns the hourly marks and every hour's intents."""
+    marks: list[HourMark] = []
+    intents: list[pl.DataFrame] = []
+    processed = 0
+    for n, hour in enumerate(hours, start=1):
+        venue.advance_to(hour.ts)
+        idle = hour.signals.height == 0 and not venue.busy() and not state.unresolved_intents()
+        if idle:
+            balance = venue.balance()
+            record = state.current_record(hour.ts)
+            marks.append(
+                HourMark(hour.ts, hour.cycle_id, balance.equity, cash(), balance.margin_used, 0,
+                         str(record.state), False)
+            )
+        else:
+            processed += 1
+            mark, allocated = _one_hour(hour, venue, state, clock, config, cash, processed == 1)
+            marks.append(mark)
+            if allocated is not None and allocated.height:
+                intents.append(allocated)
+        if progress is not None and n % 500 == 0:
+            progress(n)
+    return LoopResult(marks, intents, processed)
+
+
+def _one_hour(
+    hour: HourInput,
+    venue: SimulatedVenue,
+    state: MemoryState,
+    clock: Clock,
+    config: AppConfig,
+    cash: Callable[[], float],
+    startup: bool,
+) -> tuple[HourMark, pl.DataFrame | None]:
+    """One live cycle's stages after the signal stage, in the flow's order."""
+    ctx = CycleContext(hour.cycle_id, "backtest", hour.ts, NO_FILE, hour.ts)
+    markets = hour.markets()
+    before = read_account(ctx, venue, state, markets)
+    intents = pl.DataFrame()
+    if hour.signals.height:
+        held = open_positions(before.positions, markets, config.risk.default_leverage)
+        account = AccountState(
+            before.snapshot.equity,
+            before.snapshot.margin_used,
+            before.high_water,
+            SystemState(before.state.state),
+        )
+        allocation = allocate(
+            hour.signals, markets, held, account, config, cycle_id=hour.cycle_id, ts=hour.ts
+        )
+        intents = allocation.intents
+    execute_stage(ctx, venue, state, clock, intents, markets, config.execution, config.risk)
+    reconciled = reconcile_stage(
+        ctx, venue, state, clock, markets, config.execution, startup=startup
+    )
+    after = read_account(ctx, venue, state, markets)
+    safety = evaluate(ctx, after.snapshot, state, config.safety)
+    if safety.halted:
+        kill_switch(ctx, venue, state, clock, config)
+    snapshot = after.snapshot
+    mark = HourMark(
+        hour.ts,
+        hour.cycle_id,
+        snapshot.equity,
+        cash(),
+        snapshot.margin_used,
+        reconciled.open_positions,
+        str(safety.record.state),
+        True,
+    )
+    return mark, intents
+
+
+def marks_frame(marks: list[HourMark]) -> pl.DataFrame:
+    """One row per hour: ts, cycle_id, equity, cash, margin_used, open_positions, state."""
+    return pl.DataFrame(
+        {
+            "ts": [m.ts for m in marks],
+            "cycle_id": [m.cycle_id for m in marks],
+            "equity": [m.equity for m in marks],
+            "cash": [m.cash for m in marks],
+            "margin_used": [m.margin_used for m in marks],
+            "open_positions": [m.open_positions for m in marks],
+            "system_state": [m.system_state for m in marks],
+            "processed": [m.processed for m in marks],
+        },
+        schema_overrides={"ts": pl.Datetime("us", "UTC"), "cycle_id": pl.Int64},
+    )
