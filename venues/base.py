@@ -42,6 +42,13 @@ class SimulatedClock:
         self._now = self._now + self.step
         return self._now
 
+    def move_to(self, when: datetime) -> datetime:
+        """Jump forward to `when` (a backtest's next decision); refuses going back in time."""
+        if when < self._now:
+            raise ValueError(f"SimulatedClock cannot go back from {self._now} to {when}")
+        self._now = when
+        return self._now
+
     def resume_after(self, last: datetime | None) -> None:
         """Continue after the last recorded cycle, so a restart never replays time."""
         if last is not None and last + self.step > self._now:

@@ -51,12 +51,13 @@ class SimulatedVenue(OrderVenue, Protocol):
 
 @dataclass(frozen=True)
 class HourInput:
-    """What one decision hour brings: its cycle number, its signals and its registry."""
+    """What one decision hour brings: its cycle number, whether the scan found any signal,
+    and (built only when the hour runs) the registry and the signals of tradeable markets."""
 
     ts: datetime
     cycle_id: int
-    signals: pl.DataFrame  # this hour's signals of the markets tradeable now (may be empty)
-    markets: Callable[[], pl.DataFrame]  # the registry now (built only when the hour runs)
+    any_signal: bool
+    inputs: Callable[[], tuple[pl.DataFrame, pl.DataFrame]]  # (markets, signals)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +95,7 @@ def run_hours(
     processed = 0
     for n, hour in enumerate(hours, start=1):
         venue.advance_to(hour.ts)
-        idle = hour.signals.height == 0 and not venue.busy() and not state.unresolved_intents()
+        idle = not hour.any_signal and not venue.busy() and not state.unresolved_intents()
         if idle:
             balance = venue.balance()
             record = state.current_record(hour.ts)
@@ -124,10 +125,10 @@ def _one_hour(
 ) -> tuple[HourMark, pl.DataFrame | None]:
     """One live cycle's stages after the signal stage, in the flow's order."""
     ctx = CycleContext(hour.cycle_id, "backtest", hour.ts, NO_FILE, hour.ts)
-    markets = hour.markets()
+    markets, signals = hour.inputs()
     before = read_account(ctx, venue, state, markets)
     intents = pl.DataFrame()
-    if hour.signals.height:
+    if signals.height:
         held = open_positions(before.positions, markets, config.risk.default_leverage)
         account = AccountState(
             before.snapshot.equity,
@@ -136,7 +137,7 @@ def _one_hour(
             SystemState(before.state.state),
         )
         allocation = allocate(
-            hour.signals, markets, held, account, config, cycle_id=hour.cycle_id, ts=hour.ts
+            signals, markets, held, account, config, cycle_id=hour.cycle_id, ts=hour.ts
         )
         intents = allocation.intents
     execute_stage(ctx, venue, state, clock, intents, markets, config.execution, config.risk)

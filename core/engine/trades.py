@@ -38,9 +38,13 @@ def _vwap(fills: Sequence[Fill]) -> float:
     return sum(f.size * f.price for f in fills) / size
 
 
-def _exit_reason(p: Position, last_exit: Fill | None, kinds: Mapping[str, tuple[str, int | None]]) -> ExitReason:
-    if p.state is not PositionState.CLOSED or last_exit is None:
-        return ExitReason.END_OF_DATA if p.state is not PositionState.CLOSED else ExitReason.UNKNOWN
+def _exit_reason(
+    p: Position, last_exit: Fill | None, kinds: Mapping[str, tuple[str, int | None]]
+) -> ExitReason:
+    if p.state is not PositionState.CLOSED:
+        return ExitReason.END_OF_DATA
+    if last_exit is None:
+        return ExitReason.UNKNOWN
     kind, level = kinds.get(last_exit.client_id or "", ("", None))
     if kind in (ActionType.PLACE_STOP, ActionType.MOVE_STOP):
         return ExitReason.STOP

@@ -1,0 +1,282 @@
+"""A backtest over stored candles: the cycle's own decision code, hour by hour, in memory.
+
+Prepare (load the replay folder, scan every decision hour with the SMC engine exactly as
+`trader signals` does, tier the markets), then run the engine loop
+(core/engine/backtest.py) on a stepped paper venue and in-memory state, then collect
+trades, equity, decisions and metrics into a BacktestResult (core/backtest_result.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+
+from core.backtest_result import (
+    BacktestResult,
+    BacktestRun,
+    FillModel,
+    IntrabarOrder,
+    RunStatus,
+)
+from core.engine.backtest import HourInput, marks_frame, run_hours
+from core.engine.state import MemoryState
+from core.engine.trades import gate_funnel, trades_of
+from core.errors import ConfigError, DataError
+from core.metrics import EquityCurve, compute_metrics
+from core.registry import build_registry
+from core.smc import scan_signals
+from core.sweep_space import config_hash
+from schemas.config import AppConfig
+from venues.paper import FundingSchedule, PaperConfig
+from venues.paper.stepped import SteppedPaperVenue
+from venues.replay import ReplayVenue, load_folder
+
+log = logging.getLogger("smc_trader.backtest")
+H = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class BacktestRequest:
+    data_dir: Path
+    config: AppConfig
+    start: datetime | None = None  # first decision (UTC); default: the replay warm-up
+    end: datetime | None = None  # last decision (UTC); default: the data's last close
+    markets: tuple[str, ...] = ()  # base assets (BTC, ETH); empty: every market in the folder
+    equity: float | None = None  # starting cash; default execution.paper_initial_cash
+    intrabar: IntrabarOrder = IntrabarOrder.STOP_FIRST
+
+
+@dataclass
+class Prepared:
+    feed: ReplayVenue
+    hours: list[datetime]
+    signals: pl.DataFrame
+    trace: pl.DataFrame
+    symbols: list[str]
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def code_version() -> str:
+    """The git commit of this checkout (with '+dirty' when changed), else 'unknown'."""
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True,
+            text=True, check=True, timeout=5,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+            capture_output=True, text=True, check=True, timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head}+dirty" if dirty else head
+
+
+def _candles(folder: dict[str, dict[str, pl.DataFrame]], bases: Sequence[str]) -> pl.DataFrame:
+    parts = [
+        folder[b][tf].select("ts", "open", "high", "low", "close", "volume").with_columns(
+            symbol=pl.lit(f"{b}/USD:USD"), timeframe=pl.lit(tf)
+        )
+        for b in bases
+        for tf in ("1h", "4h", "1d")
+    ]
+    return pl.concat(parts).select(
+        "symbol", "timeframe", "ts", "open", "high", "low", "close", "volume"
+    )
+
+
+def _bases(folder: dict[str, dict[str, pl.DataFrame]], wanted: Sequence[str]) -> list[str]:
+    if not wanted:
+        return sorted(folder)
+    unknown = [w for w in wanted if w not in folder]
+    if unknown:
+        raise ConfigError(
+            f"--markets {','.join(unknown)}: not in the data folder; "
+            f"it has {','.join(sorted(folder))}"
+        )
+    return list(dict.fromkeys(wanted))
+
+
+def prepare(request: BacktestRequest) -> Prepared:
+    """The data, the decision hours and every hour's signals and gate trace.
+
+    Refuses (DataError naming the input) a folder without data, and a `--from` after the
+    data ends or a `--to` before `--from`."""
+    folder = load_folder(request.data_dir.resolve())
+    bases = _bases(folder, request.markets)
+    feed = ReplayVenue(request.data_dir, start=request.start)
+    first = feed.clock.now()
+    last = feed.end
+    end = min(request.end or last, last)
+    if first > last:
+        raise DataError(
+            str(request.data_dir), f"--from {first:%Y-%m-%d %H:%M} is after the data ends "
+            f"({last:%Y-%m-%d %H:%M}): choose an earlier start"
+        )
+    if end < first:
+        raise DataError(str(request.data_dir), f"--to {end} is before --from {first}")
+    hours = []
+    t = first
+    while t <= end:
+        hours.append(t)
+        t += H
+    candles = _candles(folder, bases)
+    times = pl.Series("ts", hours, dtype=pl.Datetime("us", "UTC"))
+    signals, trace = scan_signals(candles, times, request.config.strategy)
+    symbols = [f"{b}/USD:USD" for b in bases]
+    return Prepared(feed, hours, signals, trace, symbols)
+
+
+def _paper_config(request: BacktestRequest) -> PaperConfig:
+    cfg = request.config.execution
+    return PaperConfig(
+        maker_fee=cfg.maker_fee,
+        taker_fee=cfg.taker_fee,
+        slippage_bps=cfg.slippage_bps,
+        initial_cash=request.equity or cfg.paper_initial_cash,
+        default_leverage=request.config.risk.default_leverage,
+    )
+
+
+class _Registry:
+    """The market registry as the live cycle builds it at an hour, on the stepped feed."""
+
+    def __init__(self, feed: ReplayVenue, symbols: Sequence[str], request: BacktestRequest):
+        self.feed = feed
+        self.symbols = set(symbols)
+        self.config = request.config.markets
+
+    def now(self) -> pl.DataFrame:
+        markets = [m for m in self.feed.markets() if m.symbol in self.symbols]
+        frame = build_registry(markets, self.feed.tickers(), self.config)
+        return frame
+
+
+def run_backtest(
+    request: BacktestRequest, progress: Callable[[int, int], None] | None = None
+) -> BacktestResult:
+    """One backtest, start to finish; every trade, decision and the equity, in memory."""
+    started = time.perf_counter()
+    prepared = prepare(request)
+    feed = prepared.feed
+    config = request.config
+    funding = FundingSchedule.from_binance_dir(
+        request.data_dir, {m.symbol: m.base for m in feed.all_markets()}
+    )
+    venue = SteppedPaperVenue(feed, _paper_config(request), funding=funding)
+    state = MemoryState()
+    registry = _Registry(feed, prepared.symbols, request)
+    by_hour = {
+        ts: frame
+        for (ts,), frame in prepared.signals.partition_by("ts", as_dict=True).items()
+    }
+    kept_signals: list[pl.DataFrame] = []
+    first = prepared.hours[0]
+
+    def hour_input(n: int, ts: datetime) -> HourInput:
+        raw = by_hour.get(ts)
+
+        def inputs() -> tuple[pl.DataFrame, pl.DataFrame]:
+            # what the live cycle evaluates: the markets tradeable now, with their tier
+            frame = registry.now()
+            if raw is None:
+                return frame, pl.DataFrame()
+            tiers = frame.filter(pl.col("tradeable")).select("symbol", "tier")
+            mine = raw.drop("tier").join(tiers, on="symbol").select(raw.columns)
+            kept_signals.append(mine)
+            return frame, mine
+
+        return HourInput(ts, n, raw is not None, inputs)
+
+    hours = (hour_input(n, ts) for n, ts in enumerate(prepared.hours, start=1))
+    total = len(prepared.hours)
+    loop = run_hours(
+        hours,
+        venue,
+        state,
+        venue.clock,
+        config,
+        cash=lambda: venue.engine.cash,
+        progress=(lambda n: progress(n, total)) if progress else None,
+    )
+    equity = marks_frame(loop.marks)
+    intents = pl.concat(loop.intents, how="diagonal_relaxed") if loop.intents else pl.DataFrame()
+    stops = (
+        dict(zip(intents["client_intent_id"], intents["stop"], strict=True))
+        if intents.height
+        else {}
+    )
+    sizes = {m.symbol: m.contract_size for m in feed.all_markets()}
+    end = prepared.hours[-1]
+    last_close = {p.symbol: p.mark_price or p.entry_price for p in venue.positions()}
+    trades = trades_of(
+        state,
+        initial_stops=stops,
+        contract_sizes=sizes,
+        funding=venue.funding_payments,
+        end=end,
+        last_close=last_close,
+    )
+    curve = EquityCurve(tuple(equity["ts"].to_list()), tuple(equity["equity"].to_list()))
+    metrics = compute_metrics(trades, curve)
+    trace = prepared.trace
+    run = BacktestRun(
+        run_id=uuid.uuid4().hex[:12],
+        config_hash=config_hash(config),
+        config=config.model_dump(mode="json"),
+        data_dir=str(request.data_dir),
+        start=first,
+        end=end,
+        markets=tuple(prepared.symbols),
+        code_version=code_version(),
+        fill_model=FillModel(
+            maker_fee=config.execution.maker_fee,
+            taker_fee=config.execution.taker_fee,
+            slippage_bps=config.execution.slippage_bps,
+            intrabar=request.intrabar,
+            funding="the data's funding files, settled when due (every 8 h)",
+        ),
+        initial_equity=_paper_config(request).initial_cash,
+        status=RunStatus.COMPLETE,
+        duration_s=time.perf_counter() - started,
+        market_errors=prepared.errors,
+    )
+    return BacktestResult(
+        run=run,
+        trades=tuple(trades),
+        metrics=metrics,
+        equity=equity,
+        decisions=trace,
+        signals=pl.concat(kept_signals, how="diagonal_relaxed") if kept_signals else pl.DataFrame(),
+        intents=intents,
+        fills=_fills_frame(state),
+        funnel=gate_funnel(trace),
+    )
+
+
+def _fills_frame(state: MemoryState) -> pl.DataFrame:
+    rows = [
+        {
+            "fill_id": f.fill_id,
+            "ts": f.ts,
+            "symbol": f.symbol,
+            "side": str(f.side),
+            "size": f.size,
+            "price": f.price,
+            "fee": f.fee,
+            "position_id": pid,
+            "client_id": f.client_id,
+            "venue_order_id": f.venue_order_id,
+        }
+        for f, pid in state.fills.values()
+    ]
+    return pl.DataFrame(rows) if rows else pl.DataFrame()
