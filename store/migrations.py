@@ -380,6 +380,86 @@ PROTECTION = Migration(
     ),
 )
 
+BACKTESTS = Migration(
+    7,
+    "backtests: runs, trades, equity, and every decision's gate trace, signals, intents, fills",
+    (
+        """
+        CREATE TABLE backtest_runs (
+            run_id VARCHAR PRIMARY KEY,
+            config_hash VARCHAR NOT NULL,
+            config VARCHAR NOT NULL,
+            data_dir VARCHAR NOT NULL,
+            data_start TIMESTAMPTZ NOT NULL,
+            data_end TIMESTAMPTZ NOT NULL,
+            markets VARCHAR NOT NULL,
+            code_version VARCHAR NOT NULL,
+            fill_model VARCHAR NOT NULL,
+            initial_equity DOUBLE NOT NULL,
+            status VARCHAR NOT NULL,
+            duration_s DOUBLE,
+            market_errors VARCHAR,
+            metrics VARCHAR,
+            error VARCHAR,
+            created_at TIMESTAMPTZ NOT NULL,
+            finished_at TIMESTAMPTZ
+        )
+        """,
+        """
+        CREATE TABLE backtest_trades (
+            run_id VARCHAR NOT NULL,
+            position_id VARCHAR NOT NULL,
+            symbol VARCHAR NOT NULL,
+            side VARCHAR NOT NULL,
+            entry_ts TIMESTAMPTZ NOT NULL,
+            exit_ts TIMESTAMPTZ NOT NULL,
+            entry_price DOUBLE NOT NULL,
+            exit_price DOUBLE NOT NULL,
+            size DOUBLE NOT NULL,
+            pnl DOUBLE NOT NULL,
+            fees DOUBLE NOT NULL,
+            funding DOUBLE NOT NULL,
+            risk DOUBLE NOT NULL,
+            r_multiple DOUBLE,
+            exit_reason VARCHAR NOT NULL,
+            PRIMARY KEY (run_id, position_id)
+        )
+        """,
+        """
+        CREATE TABLE backtest_equity (
+            run_id VARCHAR NOT NULL,
+            ts TIMESTAMPTZ NOT NULL,
+            cycle_id BIGINT NOT NULL,
+            equity DOUBLE NOT NULL,
+            cash DOUBLE NOT NULL,
+            margin_used DOUBLE NOT NULL,
+            open_positions INTEGER NOT NULL,
+            system_state VARCHAR NOT NULL,
+            PRIMARY KEY (run_id, ts)
+        )
+        """,
+        "CREATE TABLE backtest_gate_trace AS "
+        "SELECT ''::VARCHAR AS run_id, * FROM gate_trace WHERE false",
+        "CREATE TABLE backtest_signals AS SELECT ''::VARCHAR AS run_id, * FROM signals WHERE false",
+        "CREATE TABLE backtest_intents AS "
+        "SELECT ''::VARCHAR AS run_id, * FROM order_intents WHERE false",
+        "CREATE TABLE backtest_fills AS "
+        "SELECT ''::VARCHAR AS run_id, * EXCLUDE (cycle_id) FROM fills WHERE false",
+        """
+        CREATE MACRO backtest_why_no_trades(run) AS TABLE
+        SELECT coalesce(reason, 'SIGNAL') AS reason,
+               count(*) AS decisions,
+               count(DISTINCT symbol) AS markets,
+               min(ts) AS first_seen,
+               max(ts) AS last_seen
+        FROM backtest_gate_trace
+        WHERE run_id = run
+        GROUP BY ALL
+        ORDER BY decisions DESC
+        """,
+    ),
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     FOUNDATION,
     SAFETY,
@@ -387,4 +467,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     SIGNALS,
     ALLOCATION,
     PROTECTION,
+    BACKTESTS,
 )

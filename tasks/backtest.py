@@ -13,7 +13,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -132,8 +132,20 @@ def prepare(request: BacktestRequest) -> Prepared:
     candles = _candles(folder, bases)
     times = pl.Series("ts", hours, dtype=pl.Datetime("us", "UTC"))
     signals, trace = scan_signals(candles, times, request.config.strategy)
+    # a market enters the decisions once its data has begun, as in the live registry
+    listed = candles.filter(pl.col("timeframe") == "1h").group_by("symbol").agg(
+        (pl.col("ts").min() + H).alias("listed_at")
+    )
+    cycles = pl.DataFrame({"ts": times, "cycle_id": pl.int_range(1, len(hours) + 1, eager=True)})
+    trace = (
+        trace.join(listed, on="symbol")
+        .filter(pl.col("ts") >= pl.col("listed_at"))
+        .drop("listed_at")
+        .join(cycles, on="ts")
+    )
+    signals = signals.join(listed, on="symbol").filter(pl.col("ts") >= pl.col("listed_at"))
     symbols = [f"{b}/USD:USD" for b in bases]
-    return Prepared(feed, hours, signals, trace, symbols)
+    return Prepared(feed, hours, signals.drop("listed_at"), trace, symbols)
 
 
 def _paper_config(request: BacktestRequest) -> PaperConfig:
@@ -161,12 +173,45 @@ class _Registry:
         return frame
 
 
+def describe_run(request: BacktestRequest, prepared: Prepared, run_id: str) -> BacktestRun:
+    """The run's record before it starts: its key (config hash, data range, code version)."""
+    config = request.config
+    return BacktestRun(
+        run_id=run_id,
+        config_hash=config_hash(config),
+        config=config.model_dump(mode="json"),
+        data_dir=str(request.data_dir),
+        start=prepared.hours[0],
+        end=prepared.hours[-1],
+        markets=tuple(prepared.symbols),
+        code_version=code_version(),
+        fill_model=FillModel(
+            maker_fee=config.execution.maker_fee,
+            taker_fee=config.execution.taker_fee,
+            slippage_bps=config.execution.slippage_bps,
+            intrabar=request.intrabar,
+            funding="the data's funding files, settled when due (every 8 h)",
+        ),
+        initial_equity=_paper_config(request).initial_cash,
+        market_errors=prepared.errors,
+    )
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
 def run_backtest(
-    request: BacktestRequest, progress: Callable[[int, int], None] | None = None
+    request: BacktestRequest,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    prepared: Prepared | None = None,
+    run: BacktestRun | None = None,
 ) -> BacktestResult:
     """One backtest, start to finish; every trade, decision and the equity, in memory."""
     started = time.perf_counter()
-    prepared = prepare(request)
+    prepared = prepared or prepare(request)
+    run = run or describe_run(request, prepared, new_run_id())
     feed = prepared.feed
     config = request.config
     funding = FundingSchedule.from_binance_dir(
@@ -180,7 +225,6 @@ def run_backtest(
         for (ts,), frame in prepared.signals.partition_by("ts", as_dict=True).items()
     }
     kept_signals: list[pl.DataFrame] = []
-    first = prepared.hours[0]
 
     def hour_input(n: int, ts: datetime) -> HourInput:
         raw = by_hour.get(ts)
@@ -229,27 +273,7 @@ def run_backtest(
     curve = EquityCurve(tuple(equity["ts"].to_list()), tuple(equity["equity"].to_list()))
     metrics = compute_metrics(trades, curve)
     trace = prepared.trace
-    run = BacktestRun(
-        run_id=uuid.uuid4().hex[:12],
-        config_hash=config_hash(config),
-        config=config.model_dump(mode="json"),
-        data_dir=str(request.data_dir),
-        start=first,
-        end=end,
-        markets=tuple(prepared.symbols),
-        code_version=code_version(),
-        fill_model=FillModel(
-            maker_fee=config.execution.maker_fee,
-            taker_fee=config.execution.taker_fee,
-            slippage_bps=config.execution.slippage_bps,
-            intrabar=request.intrabar,
-            funding="the data's funding files, settled when due (every 8 h)",
-        ),
-        initial_equity=_paper_config(request).initial_cash,
-        status=RunStatus.COMPLETE,
-        duration_s=time.perf_counter() - started,
-        market_errors=prepared.errors,
-    )
+    run = replace(run, status=RunStatus.COMPLETE, duration_s=time.perf_counter() - started)
     return BacktestResult(
         run=run,
         trades=tuple(trades),
@@ -280,3 +304,12 @@ def _fills_frame(state: MemoryState) -> pl.DataFrame:
         for f, pid in state.fills.values()
     ]
     return pl.DataFrame(rows) if rows else pl.DataFrame()
+
+
+def market_candles(request: BacktestRequest, timeframe: str) -> dict[str, pl.DataFrame]:
+    """Each backtested market's candles on `timeframe` (for the report's charts)."""
+    folder = load_folder(request.data_dir.resolve())
+    return {
+        f"{base}/USD:USD": folder[base][timeframe]
+        for base in _bases(folder, request.markets)
+    }

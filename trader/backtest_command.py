@@ -1,0 +1,101 @@
+"""`trader backtest`: the cycle's own decision code over stored candles, with a report.
+
+    trader backtest --data-dir ../shared/data/binance-usdm --from 2025-03-01 --to 2026-02-01
+        [--config DIR] [--markets BTC,ETH] [--equity USD] [--db FILE] [--html FILE]
+
+Prints the report, stores the run (backtest_runs, backtest_trades, backtest_equity and
+every decision's gate trace, signals, intents and fills) in the DuckDB file, and writes
+the HTML report when --html is given. Runs without Prefect; the `backtest` flow (and its
+deployment) runs the same steps as one flow run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from trader.settings import load_config
+
+
+def _iso(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO date/time, e.g. 2025-03-01 or 2025-03-01T12:00"
+        ) from exc
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def _markets(text: str) -> tuple[str, ...]:
+    names = tuple(m.strip().upper().removesuffix("USDT") for m in text.split(",") if m.strip())
+    if not names:
+        raise argparse.ArgumentTypeError("--markets needs base assets, e.g. BTC,ETH")
+    return names
+
+
+class _Bar:
+    """A one-line progress bar on stderr (only on a terminal)."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.shown = sys.stderr.isatty()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.shown:
+            return
+        width = 30
+        filled = int(width * done / max(total, 1))
+        elapsed = time.perf_counter() - self.started
+        sys.stderr.write(
+            f"\rbacktest [{'#' * filled}{'.' * (width - filled)}] {done}/{total} hours "
+            f"{elapsed:5.1f} s"
+        )
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from reports.backtest_text import render_backtest_text
+
+    from flows.backtest import run_pipeline
+    from tasks.backtest import BacktestRequest
+
+    config = load_config(args.config)
+    request = BacktestRequest(
+        data_dir=args.data_dir,
+        config=config,
+        start=args.start,
+        end=args.end,
+        markets=args.markets or (),
+        equity=args.equity,
+    )
+    bar = _Bar()
+    try:
+        result = run_pipeline(request, args.db, args.html, progress=bar)
+    finally:
+        bar.close()
+    print(render_backtest_text(result))
+    print(f"\nstored as run {result.run.run_id} in {args.db}", file=sys.stderr)
+    if args.html is not None:
+        print(f"HTML report: {args.html}", file=sys.stderr)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("backtest", help="backtest the strategy over stored candles, with a report")
+    p.add_argument("--data-dir", type=Path, required=True, help="folder of {SYMBOL}USDT_1h files")
+    p.add_argument("--from", dest="start", type=_iso, default=None, help="first decision (UTC)")
+    p.add_argument("--to", dest="end", type=_iso, default=None, help="last decision (UTC)")
+    p.add_argument("--config", type=Path, default=None, help="config folder (default: configs)")
+    p.add_argument("--markets", type=_markets, default=None, help="base assets, e.g. BTC,ETH")
+    p.add_argument("--equity", type=float, default=None, help="starting equity in USD")
+    p.add_argument("--db", type=Path, default=Path("data/trading.duckdb"), help="DuckDB file")
+    p.add_argument("--html", type=Path, default=None, help="write the HTML report here")
+    p.set_defaults(func=cmd_backtest)
