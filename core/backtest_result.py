@@ -86,6 +86,8 @@ class BacktestResult:
     - intents: every order intent, approved or refused (the live order_intents columns)
     - fills: every fill (fill_id, ts, symbol, side, size, price, fee, position_id)
     - funnel: gate, rejections (decisions stopped at each gate, in gate order)
+    - orders: the write-ahead log: every order the engine sent (client_id, action_type,
+      symbol, side, state, venue_order_id, cycle_id, payload)
     """
 
     run: BacktestRun
@@ -97,3 +99,4 @@ class BacktestResult:
     intents: pl.DataFrame
     fills: pl.DataFrame
     funnel: pl.DataFrame
+    orders: pl.DataFrame = field(default_factory=pl.DataFrame)

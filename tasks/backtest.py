@@ -284,7 +284,26 @@ def run_backtest(
         intents=intents,
         fills=_fills_frame(state),
         funnel=gate_funnel(trace),
+        orders=_orders_frame(state),
     )
+
+
+def _orders_frame(state: MemoryState) -> pl.DataFrame:
+    rows = [
+        {
+            "intent_id": e.intent_id,
+            "client_id": e.client_id,
+            "action_type": str(e.action_type),
+            "symbol": e.symbol,
+            "side": e.side,
+            "state": str(e.state),
+            "venue_order_id": e.venue_order_id,
+            "cycle_id": state.intent_cycles.get(e.intent_id),
+            "payload": e.payload,
+        }
+        for e in state.intents.values()
+    ]
+    return pl.DataFrame(rows) if rows else pl.DataFrame()
 
 
 def _fills_frame(state: MemoryState) -> pl.DataFrame:
