@@ -73,7 +73,7 @@ def both(real_data_dir: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_the_window_is_not_trivial(both):
-    db, result = both
+    _, result = both
     assert result.intents.filter(pl.col("status") == "approved").height >= 3
     assert result.fills.height >= 6
     assert "RIVER/USD:USD" in set(result.decisions["symbol"])  # listed inside the window
