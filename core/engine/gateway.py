@@ -68,6 +68,9 @@ _ENTRY_STATES = frozenset(
 )
 
 
+CANCEL_ATTEMPTS = 3  # a cancel creates nothing: a transient failure is retried at once
+
+
 @dataclass
 class ExecutionReport:
     placed: int = 0
@@ -341,11 +344,22 @@ class Gateway:
                 target = order.venue_order_id if order else None
             if target is None:
                 return
-            if self.venue.cancel(target) is not None:
+            if self._cancel_with_retries(target) is not None:
                 self.report.cancelled += 1
         except VenueError as exc:
             # A failed cancel leaves an extra reduce-only exit at worst; next cycle retries.
             log.warning("cancel %s for %s failed: %s", target, action.position_id, exc)
+
+    def _cancel_with_retries(self, venue_order_id: str) -> Order | None:
+        """A cancel is safe to repeat (it creates nothing), so a transient failure is retried
+        at once, up to CANCEL_ATTEMPTS times; a refusal is not."""
+        for attempt in range(1, CANCEL_ATTEMPTS + 1):
+            try:
+                return self.venue.cancel(venue_order_id)
+            except VenueRetryableError:
+                if attempt == CANCEL_ATTEMPTS:
+                    raise
+        return None
 
     def _flatten(self, action: Flatten) -> list[PositionEvent]:
         """Reduce-only market close of whatever the venue holds on the symbol (no side given).
