@@ -38,7 +38,6 @@ class PaperConfig:
     triggered_remainder: str = "keep"  # "keep" | "cancel"
     trigger_partial_kinds: tuple[str, ...] = ("stop",)  # OrderType values
     seed: int = 0  # order and fill ids are drawn from it: same inputs, same ids
-    history_retention_days: float | None = 30.0
 
     def __post_init__(self) -> None:
         for name in ("maker_fee", "taker_fee", "slippage_bps"):
@@ -65,10 +64,5 @@ class PaperConfig:
             )
         if self.default_leverage <= 0 or any(v <= 0 for v in self.leverage.values()):
             raise ValueError("PaperConfig leverage values must be positive")
-        if self.history_retention_days is not None and self.history_retention_days <= 0:
-            raise ValueError(
-                "PaperConfig.history_retention_days must be positive or None, "
-                f"got {self.history_retention_days}"
-            )
         if self.initial_cash < 0:
             raise ValueError(f"PaperConfig.initial_cash must be >= 0, got {self.initial_cash}")

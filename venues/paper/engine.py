@@ -76,6 +76,8 @@ from venues.paper.snapshot import EngineState, read_engine_state, write_engine_s
 class PaperEngine:
     """Matching engine and account for a set of perpetual markets (one margin wallet)."""
 
+    _forgotten = HistoryForgotten()  # the default of engines pickled before it existed
+
     def __init__(self, markets: Iterable[MarketInfo], config: PaperConfig | None = None) -> None:
         """Refuses a leverage for an unknown market or above that market's max_leverage."""
         self.config = config or PaperConfig()

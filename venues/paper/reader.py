@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
+from functools import cache
 from typing import TypeVar
 
 from venues.paper.errors import PaperStateError
@@ -45,15 +46,16 @@ class JsonObject:
 
     def __init__(self, value: object, where: str, keys: Iterable[str]) -> None:
         """Refuses a non-object, a missing key and a key nobody reads (PaperStateError)."""
-        data = as_mapping(value, where)
-        expected = set(keys)
-        missing = sorted(expected - data.keys())
-        if missing:
-            raise PaperStateError(where, f"missing {missing}")
-        unknown = sorted(data.keys() - expected)
-        if unknown:
+        if not isinstance(value, dict):
+            raise PaperStateError(where, f"expected an object, got {_kind(value)}")
+        expected = keys if isinstance(keys, frozenset) else frozenset(keys)
+        if value.keys() != expected:  # one comparison in the common case; details when not
+            missing = sorted(expected - value.keys())
+            if missing:
+                raise PaperStateError(where, f"missing {missing}")
+            unknown = sorted(map(str, value.keys() - expected))
             raise PaperStateError(where, f"unknown keys {unknown} (written by a newer version?)")
-        self.data = data
+        self.data: dict[str, object] = value
         self.where = where
 
     def at(self, key: str) -> str:
@@ -115,11 +117,11 @@ class JsonObject:
 
     def choice(self, key: str, kind: type[E]) -> E:
         value = self.data[key]
-        try:
-            return kind(value)
-        except ValueError:
+        member = _members(kind).get(value) if isinstance(value, str) else None
+        if member is None:
             allowed = [m.value for m in kind]
-            raise PaperStateError(self.at(key), f"{value!r} is not one of {allowed}") from None
+            raise PaperStateError(self.at(key), f"{value!r} is not one of {allowed}")
+        return member
 
     def items(self, key: str) -> list[object]:
         return as_list(self.data[key], self.at(key))
@@ -129,6 +131,11 @@ class JsonObject:
 
     def child(self, key: str, keys: Iterable[str]) -> JsonObject:
         return JsonObject(self.data[key], self.at(key), keys)
+
+
+@cache
+def _members(kind: type[E]) -> dict[str, E]:
+    return {m.value: m for m in kind}
 
 
 def write_time(ts: datetime | None) -> str | None:

@@ -76,6 +76,7 @@ EXECUTION_KEYS = (
     "position_after",
     "cash_after",
 )
+ORDER_FIELDS, EXECUTION_FIELDS = frozenset(ORDER_KEYS), frozenset(EXECUTION_KEYS)  # read per row
 MT_STATE_WORDS = 625  # random.Random (Mersenne Twister): 624 words and the position in them
 
 
@@ -237,7 +238,6 @@ def _read_config(obj: JsonObject) -> PaperConfig:
             triggered_remainder=obj.text("triggered_remainder"),
             trigger_partial_kinds=tuple(kinds),
             seed=obj.integer("seed"),
-            history_retention_days=obj.optional_number("history_retention_days"),
         )
     except ValueError as exc:
         raise PaperStateError(obj.where, str(exc)) from None
@@ -335,7 +335,7 @@ def _read_orders(root: JsonObject, markets: Mapping[str, MarketInfo]) -> tuple[W
     orders: dict[str, WorkingOrder] = {}
     open_clients: dict[str, str] = {}
     for i, item in enumerate(root.items("orders")):
-        obj = JsonObject(item, root.at(f"orders[{i}]"), ORDER_KEYS)
+        obj = JsonObject(item, root.at(f"orders[{i}]"), ORDER_FIELDS)
         order = _read_order(obj, markets)
         if order.venue_order_id in orders:
             raise PaperStateError(obj.at("venue_order_id"), "used by an earlier order too")
@@ -399,7 +399,7 @@ def _read_executions(
 ) -> tuple[Execution, ...]:
     executions = []
     for i, item in enumerate(root.items("executions")):
-        obj = JsonObject(item, root.at(f"executions[{i}]"), EXECUTION_KEYS)
+        obj = JsonObject(item, root.at(f"executions[{i}]"), EXECUTION_FIELDS)
         symbol, venue_order_id = obj.text("symbol"), obj.text("venue_order_id")
         if symbol not in markets:
             raise PaperStateError(obj.at("symbol"), f"{symbol!r} is not in engine.markets")
