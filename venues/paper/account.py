@@ -107,6 +107,9 @@ class PaperAccountState:
         engine = PaperEngine.restore(self.engine)
         symbols = dict(self.symbols)
         known = {m.symbol for m in engine.markets()}
+        strangers = sorted(set(symbols.values()) - known)
+        if strangers:
+            raise PaperStateError("account.feed.symbols", f"{strangers} are not engine markets")
         for market in feed.markets():
             if market.symbol not in known:
                 engine.add_market(market)

@@ -555,6 +555,12 @@ REFUSED = [
         "already carries this client id",
     ),
     ("a bad timeframe", _set(["feed", "timeframe"], "7m"), "account.feed.timeframe", "'7m'"),
+    (
+        "a feed market for no engine market",
+        _set(["feed", "symbols", "DOGE/USD:USD"], "DOGE/USD:USD"),
+        "account.feed.symbols",
+        "not engine markets",
+    ),
 ]
 
 
