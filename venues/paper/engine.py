@@ -181,7 +181,9 @@ class PaperEngine:
         execution since its latest position opened from flat (what the account log must
         answer for a position the bot holds or has just lost); closed orders that own a
         kept execution or changed at or after `before`. Matching reads no history: fills,
-        balances and positions afterwards are what they would have been.
+        balances and positions afterwards are what they would have been. A client id whose
+        orders were all forgotten is unknown afterwards (lookups answer None, cancels
+        NOT_FOUND), as Kraken answers for orders it no longer reports.
         """
         executions = self._executions
         opened = {e.fill.symbol: i for i, e in enumerate(executions) if e.position_before == 0}
