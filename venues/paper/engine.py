@@ -32,10 +32,11 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from math import floor
+from typing import Any
 
 from core.market import MarketInfo
 from core.orders import (
@@ -53,20 +54,29 @@ from venues.paper import matching
 from venues.paper.book import PositionBook, from_lots, units_per_lot
 from venues.paper.checks import check_prices, checked_lots
 from venues.paper.config import PaperConfig
-from venues.paper.errors import DuplicateClientIdError, OrderRejectedError, RejectReason
+from venues.paper.errors import (
+    DuplicateClientIdError,
+    OrderRejectedError,
+    PaperStateError,
+    RejectReason,
+)
 from venues.paper.matching import Bar
 from venues.paper.orders import (
     CancelOutcome,
     CancelResult,
     Execution,
+    HistoryForgotten,
     Liquidity,
     Placement,
     WorkingOrder,
 )
+from venues.paper.snapshot import EngineState, read_engine_state, write_engine_state
 
 
 class PaperEngine:
     """Matching engine and account for a set of perpetual markets (one margin wallet)."""
+
+    _forgotten = HistoryForgotten()  # the default of engines pickled before it existed
 
     def __init__(self, markets: Iterable[MarketInfo], config: PaperConfig | None = None) -> None:
         """Refuses a leverage for an unknown market or above that market's max_leverage."""
@@ -89,6 +99,118 @@ class PaperEngine:
         self.realised_pnl = 0.0
         self.fees_paid = 0.0
         self.funding_paid = 0.0  # received minus paid; positive is money in
+        self._forgotten = HistoryForgotten()
+
+    # -- saving and restoring -------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole state as JSON-ready data (keys: venues.paper.snapshot.ENGINE_KEYS):
+        what `restore` needs to continue exactly here, ids included."""
+        return write_engine_state(
+            EngineState(
+                config=self.config,
+                markets=tuple(self._markets.values()),
+                leverage=self._leverage,
+                ids=self._rng.getstate(),
+                cash=self.cash,
+                realised_pnl=self.realised_pnl,
+                fees_paid=self.fees_paid,
+                funding_paid=self.funding_paid,
+                books=self._books,
+                marks=self._marks,
+                volumes=self._volumes,
+                orders=tuple(self._orders.values()),
+                executions=tuple(self._executions),
+                forgotten=self._forgotten,
+            )
+        )
+
+    @classmethod
+    def restore(
+        cls, snapshot: Mapping[str, object], markets: Iterable[MarketInfo] = ()
+    ) -> PaperEngine:
+        """The engine a `snapshot()` (maybe through JSON) describes, continuing where it stopped.
+
+        Markets saved in the snapshot keep their saved definitions (their orders and lots
+        were booked on that grid); `markets` not in it are added as add_market adds them.
+        Refuses a malformed snapshot with PaperStateError naming the field; the engine is
+        built only after every field was read, so nothing is ever half-restored.
+        """
+        state = read_engine_state(snapshot)
+        try:
+            engine = cls(state.markets, state.config)
+        except ValueError as exc:
+            raise PaperStateError("engine.config", str(exc)) from None
+        engine._install(state)
+        for market in markets:
+            engine.add_market(market)
+        return engine
+
+    def _install(self, state: EngineState) -> None:
+        self._leverage = dict(state.leverage)
+        self._rng.setstate(state.ids)
+        self._orders = {o.venue_order_id: o for o in state.orders}
+        self._open = {i: o for i, o in self._orders.items() if o.is_open}
+        self._open_by_client = {
+            o.client_id: i for i, o in self._open.items() if o.client_id is not None
+        }
+        self._by_client = self._client_history()
+        self._books = dict(state.books)
+        self._marks = dict(state.marks)
+        self._volumes = dict(state.volumes)
+        self._executions = list(state.executions)
+        self.cash = state.cash
+        self.realised_pnl = state.realised_pnl
+        self.fees_paid = state.fees_paid
+        self.funding_paid = state.funding_paid
+        self._forgotten = state.forgotten
+
+    def _client_history(self) -> dict[str, list[str]]:
+        """Venue ids per client id, oldest first, of the orders still known."""
+        history: dict[str, list[str]] = {}
+        for venue_id, order in self._orders.items():
+            if order.client_id is not None:
+                history.setdefault(order.client_id, []).append(venue_id)
+        return history
+
+    def forget_history(self, before: datetime) -> HistoryForgotten:
+        """Drop closed orders and executions older than `before` that nothing still needs;
+        returns what was forgotten so far (running totals).
+
+        Kept whatever their age: open orders and all their executions; per market, every
+        execution since its latest position opened from flat (what the account log must
+        answer for a position the bot holds or has just lost); closed orders that own a
+        kept execution or changed at or after `before`. Matching reads no history: fills,
+        balances and positions afterwards are what they would have been. A client id whose
+        orders were all forgotten is unknown afterwards (lookups answer None, cancels
+        NOT_FOUND), as Kraken answers for orders it no longer reports.
+        """
+        executions = self._executions
+        opened = {e.fill.symbol: i for i, e in enumerate(executions) if e.position_before == 0}
+        kept = [
+            e
+            for i, e in enumerate(self._executions)
+            if e.fill.ts >= before
+            or e.fill.venue_order_id in self._open
+            or i >= opened[e.fill.symbol]
+        ]
+        owners = {e.fill.venue_order_id for e in kept}
+        orders = {
+            i: o for i, o in self._orders.items() if o.is_open or o.updated >= before or i in owners
+        }
+        prior = self._forgotten
+        self._forgotten = HistoryForgotten(
+            executions=prior.executions + len(self._executions) - len(kept),
+            orders=prior.orders + len(self._orders) - len(orders),
+            before=before if prior.before is None else max(prior.before, before),
+        )
+        self._executions = kept
+        self._orders = orders
+        self._by_client = self._client_history()
+        return self._forgotten
+
+    def history_forgotten(self) -> HistoryForgotten:
+        return self._forgotten
 
     # -- configuration at runtime -------------------------------------------------------
 

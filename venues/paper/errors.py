@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from core.errors import ConfigError, VenueError
 from core.errors import DuplicateClientIdError as AnyDuplicateClientIdError
-from core.errors import VenueError
 
 
 class RejectReason(StrEnum):
@@ -41,3 +41,20 @@ class DuplicateClientIdError(OrderRejectedError, AnyDuplicateClientIdError):
             "look it up with order_by_client_id instead of sending it again",
         )
         self.open_order_id = open_order_id
+
+
+class PaperStateError(ConfigError):
+    """A saved paper account cannot be restored as it is; nothing was restored.
+
+    Start-up stops (a ConfigError): trading on with a fresh account would lose the
+    saved positions and orders without anyone deciding so.
+    """
+
+    def __init__(self, where: str, problem: str) -> None:
+        super().__init__(
+            f"saved paper account unreadable at {where}: {problem}; nothing was restored. "
+            "Restore the saved state from a backup, or delete it to start a fresh paper "
+            "account (its positions and orders are then lost)"
+        )
+        self.where = where
+        self.problem = problem

@@ -47,6 +47,16 @@ class Placement:
 
 
 @dataclass(frozen=True, slots=True)
+class HistoryForgotten:
+    """What the engine no longer keeps: closed orders and executions older than `before`
+    that nothing still needs (see PaperEngine.forget_history). Counts since the start."""
+
+    executions: int = 0
+    orders: int = 0
+    before: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CancelResult:
     outcome: CancelOutcome
     order: Order | None  # the order after the attempt; None when the venue never knew it

@@ -35,9 +35,10 @@ bars = st.tuples(
 funding = st.tuples(st.just("funding"), st.floats(-0.002, 0.002))
 cancels = st.tuples(st.just("cancel"), st.integers(0, 30))
 # orders and bars drawn more often than funding and cancels, so positions build and exits fill
-actions = st.lists(
-    st.one_of(orders, orders, orders, bars, bars, funding, cancels), min_size=8, max_size=50
-)
+# (weighted by repetition in sampled_from: st.one_of gives each distinct strategy one share)
+KINDS = {"order": orders, "bar": bars, "funding": funding, "cancel": cancels}
+WEIGHTED = ["order"] * 3 + ["bar"] * 2 + ["funding", "cancel"]
+actions = st.lists(st.sampled_from(WEIGHTED).flatmap(KINDS.__getitem__), min_size=8, max_size=50)
 configs = st.builds(
     PaperConfig,
     maker_fee=st.sampled_from([0.0, 0.0002]),
