@@ -9,7 +9,6 @@ the next: each Prefect flow run may be a fresh process.
 from __future__ import annotations
 
 import logging
-import pickle
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,7 +63,8 @@ def make_order_venue(
         raise LiveTradingNotAllowedError(
             f"--live given with venue {config.venue.kind}: live orders exist only on kraken"
         )
-    from venues.paper import FeedDriver, PaperConfig, PaperEngine, PaperOrderVenue
+    from venues.paper import PaperAccountState, PaperConfig, PaperOrderVenue
+    from venues.paper.legacy import from_pickle, is_pickled
 
     with open_store(db_path) as con:
         blob = ex.load_venue_state(con, feed.name)
@@ -78,14 +78,11 @@ def make_order_venue(
             default_leverage=config.risk.default_leverage,
         )
         return PaperOrderVenue.on_feed(feed, paper, timeframe="1h", funding=_funding(feed))
-    engine, done_until = pickle.loads(blob)
-    if not isinstance(engine, PaperEngine):
-        raise TypeError(f"stored paper state for {feed.name} is not a PaperEngine")
-    for market in feed.markets():
-        engine.add_market(market)
-    driver = FeedDriver(engine, feed, "1h", funding=_funding(feed))
-    driver.resume(done_until)
-    return PaperOrderVenue(engine, feed.clock, driver)
+    # versioned JSON (an account pickled by an older version is converted once)
+    state = (
+        from_pickle(blob, timeframe="1h") if is_pickled(blob) else PaperAccountState.from_json(blob)
+    )
+    return state.open_venue(feed, funding=_funding(feed))
 
 
 def _funding(feed: MarketDataVenue) -> FundingSchedule | None:
@@ -138,14 +135,15 @@ def save_order_venue_task(order_venue: OrderVenue, feed: MarketDataVenue, db_pat
 
 
 def save_order_venue(order_venue: OrderVenue, feed: MarketDataVenue, db_path: Path) -> None:
-    """Persist a paper account so the next flow run (maybe a new process) continues it."""
-    engine = getattr(order_venue, "engine", None)
-    driver = getattr(order_venue, "driver", None)
-    if engine is None or driver is None:
+    """Persist a paper account (versioned JSON, history bounded) so the next flow run, maybe
+    a new process, continues it."""
+    from venues.paper import PaperOrderVenue, save_paper_account
+
+    if not isinstance(order_venue, PaperOrderVenue) or order_venue.driver is None:
         return
+    text = save_paper_account(order_venue)
     with open_store(db_path) as con:
-        at = feed.clock.now()
-        ex.save_venue_state(con, feed.name, pickle.dumps((engine, driver.done_until)), at)
+        ex.save_venue_state(con, feed.name, text.encode("utf-8"), feed.clock.now())
 
 
 # -- the engine's stages on the store -------------------------------------------------------
