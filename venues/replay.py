@@ -25,11 +25,11 @@ from core.errors import DataError, VenueError
 from schemas.config import TIMEFRAME_SECONDS
 from venues.base import (
     OHLCV_COLUMNS,
+    CandleIndex,
     MarketInfo,
     SimulatedClock,
     Ticker,
     assumed_market,
-    closed_between,
     empty_ohlcv,
 )
 from venues.sim import resample
@@ -108,6 +108,7 @@ class ReplayVenue:
         self.clock = SimulatedClock(start or first + DEFAULT_WARMUP, STEP)
         self._markets = [self._market_info(base, f["1h"]) for base, f in self._frames.items()]
         self._by_symbol = {m.symbol: m.base for m in self._markets}
+        self._index: dict[tuple[str, str], CandleIndex] = {}
 
     @staticmethod
     def _market_info(base: str, hourly: pl.DataFrame) -> MarketInfo:
@@ -155,8 +156,10 @@ class ReplayVenue:
         if since >= until:
             return empty_ohlcv()
         step = timedelta(seconds=TIMEFRAME_SECONDS[timeframe])
-        frame = self._frames[base][timeframe]
-        return closed_between(frame, since, until, step)
+        index = self._index.get((base, timeframe))
+        if index is None:
+            index = self._index[(base, timeframe)] = CandleIndex(self._frames[base][timeframe])
+        return index.closed_between(since, until, step)
 
     def close(self) -> None:
         """Nothing to release."""

@@ -9,6 +9,7 @@ settlements interleaved at their timestamps.
 from __future__ import annotations
 
 import logging
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -51,8 +52,11 @@ class FundingSchedule:
     rates: Mapping[str, Sequence[tuple[datetime, float]]]
 
     def between(self, symbol: str, start: datetime, end: datetime) -> list[tuple[datetime, float]]:
-        """Rates with start < ts <= end."""
-        return [(ts, r) for ts, r in self.rates.get(symbol, ()) if start < ts <= end]
+        """Rates with start < ts <= end (the rates are ascending: two binary searches)."""
+        rates = self.rates.get(symbol, ())
+        lo = bisect_right(rates, start, key=lambda r: r[0])
+        hi = bisect_right(rates, end, key=lambda r: r[0])
+        return list(rates[lo:hi])
 
     @classmethod
     def from_binance_dir(cls, data_dir: Path, bases: Mapping[str, str]) -> FundingSchedule:
@@ -139,13 +143,18 @@ class FeedDriver:
             return []
         start = self._done_until
         events: list[tuple[datetime, int, str, tuple[float, ...]]] = []
+        active = self._active()
         for feed_symbol, symbol in self.symbols.items():
             bars = self._bars(feed_symbol, start, now)
+            if symbol not in active and bars.height > 1:
+                # No order and no position: a bar can only move the mark, and funding pays
+                # nothing; the last bar leaves the engine exactly where all of them would.
+                bars = bars.tail(1)
             for row in bars.iter_rows(named=True):
                 close_time = row["ts"] + self.step
                 ohlcv = (row["open"], row["high"], row["low"], row["close"], row["volume"])
                 events.append((close_time, 0, symbol, ohlcv))
-            if self.funding is not None:
+            if self.funding is not None and symbol in active:
                 for ts, rate in self.funding.between(feed_symbol, start, now):
                     events.append((ts, 1, symbol, (rate,)))  # after the bar closing at ts
         events.sort(key=lambda e: (e[0], e[1], e[2]))
@@ -157,6 +166,11 @@ class FeedDriver:
                 self.engine.apply_funding(symbol, values[0], ts)
         self._done_until = now
         return executions
+
+    def _active(self) -> set[str]:
+        """Engine markets with a working order or a position: only they can fill or pay."""
+        held = {p.symbol for p in self.engine.positions()}
+        return held | {o.symbol for o in self.engine.open_orders()}
 
     def _bars(self, feed_symbol: str, since: datetime, until: datetime) -> pl.DataFrame:
         try:
