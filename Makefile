@@ -9,7 +9,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_HOME ?= $(CURDIR)/.local/prefect
 
 .PHONY: venv install run smoke logs smoke-logs test test-fast lint bench bench-smc bench-cycle \
-        bench-store bench-gateway \
+        bench-store bench-gateway bench-backtest \
         server check-config reference clean
 
 $(UV):
@@ -54,7 +54,7 @@ reference: install  ## regenerate docs/CONFIG.md from the models
 server: install  ## a Prefect server + UI on http://127.0.0.1:4200 (foreground)
 	$(VENV)/bin/prefect server start --host 127.0.0.1 --port 4200
 
-bench: bench-smc bench-cycle bench-store bench-gateway  ## every benchmark (figures, not assertions)
+bench: bench-smc bench-cycle bench-store bench-gateway bench-backtest  ## every benchmark (figures, not assertions)
 
 bench-smc: install  ## SMC features vs the smartmoneyconcepts package (bench-only venv)
 	$(UV) venv --quiet --allow-existing --python 3.11 .local/bench-venv
@@ -73,3 +73,8 @@ bench-store: install  ## candles upserted per second on the replay data
 
 bench-gateway: install  ## orders per second through the write-ahead log vs the bare venue
 	$(VENV)/bin/python bench/bench_gateway.py
+
+bench-backtest: install  ## backtest market-bars/s (warm, cold), vs replay cycles and backtesting.py
+	$(UV) venv --quiet --allow-existing --python 3.11 .local/bench-venv
+	$(UV) pip install --quiet --python .local/bench-venv -r bench/requirements.txt
+	$(VENV)/bin/python bench/bench_backtest.py
