@@ -37,7 +37,7 @@ from core.sweep_space import config_hash
 from schemas.config import AppConfig
 from venues.paper import FundingSchedule, PaperConfig
 from venues.paper.stepped import SteppedPaperVenue
-from venues.replay import ReplayVenue, load_folder
+from venues.replay import ReplayFolder, ReplayVenue, read_folder
 
 log = logging.getLogger("smc_trader.backtest")
 H = timedelta(hours=1)
@@ -94,16 +94,24 @@ def _candles(folder: dict[str, dict[str, pl.DataFrame]], bases: Sequence[str]) -
     )
 
 
-def _bases(folder: dict[str, dict[str, pl.DataFrame]], wanted: Sequence[str]) -> list[str]:
+def _bases(folder: ReplayFolder, wanted: Sequence[str]) -> list[str]:
+    """The markets to backtest: those asked for (all usable ones by default). Refuses a name
+    the folder does not have; a market whose files are unusable is left out (its problem is
+    in the run's market_errors) unless none is left."""
     if not wanted:
-        return sorted(folder)
-    unknown = [w for w in wanted if w not in folder]
+        return sorted(folder.frames)
+    unknown = [w for w in wanted if w not in folder.frames and w not in folder.problems]
     if unknown:
         raise ConfigError(
             f"--markets {','.join(unknown)}: not in the data folder; "
-            f"it has {','.join(sorted(folder))}"
+            f"it has {','.join(sorted([*folder.frames, *folder.problems]))}"
         )
-    return list(dict.fromkeys(wanted))
+    usable = [w for w in dict.fromkeys(wanted) if w in folder.frames]
+    if not usable:
+        raise DataError(
+            ",".join(wanted), "; ".join(folder.problems[w] for w in wanted)
+        )
+    return usable
 
 
 def prepare(request: BacktestRequest) -> Prepared:
@@ -111,8 +119,10 @@ def prepare(request: BacktestRequest) -> Prepared:
 
     Refuses (DataError naming the input) a folder without data, and a `--from` after the
     data ends or a `--to` before `--from`."""
-    folder = load_folder(request.data_dir.resolve())
+    folder = read_folder(request.data_dir.resolve())
     bases = _bases(folder, request.markets)
+    errors = {f"{b}/USD:USD": p for b, p in folder.problems.items()}
+    errors |= {f"{b}/USD:USD": f"note: {n}" for b, n in folder.notes.items() if b in bases}
     feed = ReplayVenue(request.data_dir, start=request.start)
     first = feed.clock.now()
     last = feed.end
@@ -129,7 +139,7 @@ def prepare(request: BacktestRequest) -> Prepared:
     while t <= end:
         hours.append(t)
         t += H
-    candles = _candles(folder, bases)
+    candles = _candles(folder.frames, bases)
     times = pl.Series("ts", hours, dtype=pl.Datetime("us", "UTC"))
     signals, trace = scan_signals(candles, times, request.config.strategy)
     # a market enters the decisions once its data has begun, as in the live registry
@@ -145,7 +155,7 @@ def prepare(request: BacktestRequest) -> Prepared:
     )
     signals = signals.join(listed, on="symbol").filter(pl.col("ts") >= pl.col("listed_at"))
     symbols = [f"{b}/USD:USD" for b in bases]
-    return Prepared(feed, hours, signals.drop("listed_at"), trace, symbols)
+    return Prepared(feed, hours, signals.drop("listed_at"), trace, symbols, errors)
 
 
 def _paper_config(request: BacktestRequest) -> PaperConfig:
@@ -327,8 +337,8 @@ def _fills_frame(state: MemoryState) -> pl.DataFrame:
 
 def market_candles(request: BacktestRequest, timeframe: str) -> dict[str, pl.DataFrame]:
     """Each backtested market's candles on `timeframe` (for the report's charts)."""
-    folder = load_folder(request.data_dir.resolve())
+    folder = read_folder(request.data_dir.resolve())
     return {
-        f"{base}/USD:USD": folder[base][timeframe]
+        f"{base}/USD:USD": folder.frames[base][timeframe]
         for base in _bases(folder, request.markets)
     }

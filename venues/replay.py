@@ -14,6 +14,8 @@ perpetuals (`BTC/USD:USD`) although the source is Binance USDT-margined data.
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -37,6 +39,7 @@ from venues.sim import resample
 STEP = timedelta(hours=1)
 DEFAULT_WARMUP = timedelta(days=250)  # the daily 200 EMA needs 200 closed days first
 MAJORS = {"BTC", "ETH", "SOL", "DOGE", "BNB"}
+log = logging.getLogger("smc_trader.replay")
 
 
 class ReplayDataError(VenueError):
@@ -64,7 +67,7 @@ def _read(path: Path) -> pl.DataFrame:
     if frame["ts"].null_count():
         raise ReplayDataError(f"{path}: {frame['ts'].null_count()} rows have no ts")
     try:
-        return (
+        frame = (
             frame.select(OHLCV_COLUMNS)
             .with_columns(
                 ts_utc.dt.cast_time_unit("us"), pl.col(OHLCV_COLUMNS[1:]).cast(pl.Float64)
@@ -73,26 +76,87 @@ def _read(path: Path) -> pl.DataFrame:
         )
     except pl.exceptions.PolarsError as exc:
         raise ReplayDataError(f"{path}: prices are not numbers ({exc})".splitlines()[0]) from None
+    _check_values(path, frame)
+    return frame
+
+
+def _check_values(path: Path, frame: pl.DataFrame) -> None:
+    """Refuse NaN, infinite or non-positive prices and a candle time given twice."""
+    prices = frame.select(OHLCV_COLUMNS[1:5])
+    bad = frame.filter(
+        pl.any_horizontal((~pl.col(c).is_finite()) | (pl.col(c) <= 0) for c in prices.columns)
+    )
+    if bad.height:
+        raise ReplayDataError(
+            f"{path}: {bad.height} candle(s) with a NaN, infinite or non-positive price, the "
+            f"first at {bad['ts'][0]}; fix or drop them"
+        )
+    repeated = frame.filter(pl.col("ts").is_duplicated())
+    if repeated.height:
+        raise ReplayDataError(
+            f"{path}: {repeated['ts'].n_unique()} candle time(s) given twice, the first "
+            f"{repeated['ts'][0]}; keep one candle per time"
+        )
+
+
+@dataclass(frozen=True)
+class ReplayFolder:
+    """The usable markets of a folder, and why the others were left out."""
+
+    frames: dict[str, dict[str, pl.DataFrame]]  # base -> timeframe -> candles
+    problems: dict[str, str]  # base -> what is wrong with its files
+    notes: dict[str, str]  # base -> what was assumed (a daily file resampled, gaps)
 
 
 @lru_cache(maxsize=4)
-def load_folder(data_dir: Path) -> dict[str, dict[str, pl.DataFrame]]:
-    """{base: {timeframe: candles}} for every {BASE}USDT_1h.parquet in the folder."""
+def read_folder(data_dir: Path) -> ReplayFolder:
+    """Every {BASE}USDT_1h.parquet in the folder; one bad market never stops the others.
+
+    Refuses (ReplayDataError) a missing folder, a folder without hourly files, and one in
+    which no market is usable (naming every problem)."""
     if not data_dir.is_dir():
         raise ReplayDataError(
             f"replay data folder {data_dir} does not exist; pass --data-dir or set "
             "SMC_TRADER_DATA_DIR to a folder of {SYMBOL}USDT_1h.parquet files"
         )
     out: dict[str, dict[str, pl.DataFrame]] = {}
+    problems: dict[str, str] = {}
+    notes: dict[str, str] = {}
     for hourly_path in sorted(data_dir.glob("*USDT_1h.parquet")):
         base = hourly_path.name.removesuffix("USDT_1h.parquet")
-        hourly = _read(hourly_path)
         daily_path = data_dir / f"{base}USDT_1d.parquet"
-        daily = _read(daily_path) if daily_path.exists() else resample(hourly, "1d")
+        try:
+            hourly = _read(hourly_path)
+            daily = _read(daily_path) if daily_path.exists() else resample(hourly, "1d")
+        except ReplayDataError as exc:
+            problems[base] = str(exc)
+            log.warning("REPLAY_DATA_PROBLEM %s: %s; market left out", base, exc)
+            continue
+        said = [] if daily_path.exists() else [f"no {daily_path.name}: daily candles resampled"]
+        gaps = _gaps(hourly)
+        if gaps:
+            said.append(gaps)
+        if said:
+            notes[base] = "; ".join(said)
         out[base] = {"1h": hourly, "4h": resample(hourly, "4h"), "1d": daily}
     if not out:
-        raise ReplayDataError(f"{data_dir}: no *USDT_1h.parquet files found")
-    return out
+        found = "; ".join(problems.values()) or "no *USDT_1h.parquet files found"
+        raise ReplayDataError(f"{data_dir}: no usable market ({found})")
+    return ReplayFolder(out, problems, notes)
+
+
+def _gaps(hourly: pl.DataFrame) -> str | None:
+    steps = hourly["ts"].diff().drop_nulls()
+    holes = hourly.filter(pl.col("ts").diff() > STEP)
+    if holes.height == 0:
+        return None
+    longest = steps.max()
+    return f"{holes.height} gap(s) in the hourly candles, the longest {longest}"
+
+
+def load_folder(data_dir: Path) -> dict[str, dict[str, pl.DataFrame]]:
+    """{base: {timeframe: candles}} for every usable market (see read_folder)."""
+    return read_folder(data_dir).frames
 
 
 class ReplayVenue:
