@@ -47,7 +47,7 @@ def _fit(cell: str, width: int) -> str:
 def _widths(table: Table, max_width: int) -> list[int]:
     """Column widths; the first column is cut (with …) when the table is wider than allowed."""
     rows = [*table.rows, *(() if table.total is None else (table.total,))]
-    widths = [max(len(c.name), *(len(r[i]) for r in rows)) for i, c in enumerate(table.columns)]
+    widths = [max([len(c.name), *(len(r[i]) for r in rows)]) for i, c in enumerate(table.columns)]
     overflow = sum(widths) + 3 * len(widths) + 1 - max_width
     if overflow > 0:
         widths[0] = max(len(table.columns[0].name), 8, widths[0] - overflow)
