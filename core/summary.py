@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+
+from core.positions import Position
 
 
 @dataclass(slots=True)
@@ -28,6 +31,8 @@ class CycleSummary:
     margin_utilization: float | None = None
     system_state: str | None = None
     market_errors: int = 0
+    # Open positions with no working stop at cycle end (alerted when > 0).
+    unprotected_positions: int = 0
     tiers: dict[str, int] = field(default_factory=dict)
 
     def line(self) -> str:
@@ -46,10 +51,16 @@ class CycleSummary:
             f"margin_util={show(self.margin_utilization, '{:.3f}')} "
             f"system_state={show(self.system_state)} markets={self.markets_total} "
             f"tradeable={self.tradeable_markets} tiers={tiers} "
-            f"candles_upserted={self.candles_upserted} market_errors={self.market_errors}"
+            f"candles_upserted={self.candles_upserted} market_errors={self.market_errors} "
+            f"unprotected={self.unprotected_positions}"
         )
 
     def as_record(self) -> dict[str, object]:
         record = asdict(self)
         record.pop("tiers")
         return record
+
+
+def count_unprotected(positions: Iterable[Position]) -> int:
+    """Open position records with no working stop order (what the unprotected alert counts)."""
+    return sum(1 for p in positions if p.is_open and p.stop_order_id is None)

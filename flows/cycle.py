@@ -20,7 +20,8 @@ from schemas.config import AppConfig, Secrets
 from store.db import cycle_session
 from tasks.account import sync_account
 from tasks.allocation import allocate_task, open_positions
-from tasks.cycle_io import is_startup, open_cycle, summarize
+from tasks.cycle_io import cycle_run_name, is_startup, open_cycle, summarize
+from tasks.cycle_report import publish_read_copy, report_cycle
 from tasks.execution import (
     execute_task,
     make_order_venue,
@@ -30,7 +31,7 @@ from tasks.execution import (
 )
 from tasks.markets import discover_markets
 from tasks.ohlcv import refresh_ohlcv
-from tasks.portfolio import active_portfolio
+from tasks.portfolio import active_portfolio, unprotected_positions
 from tasks.safety import check_invariants_task
 from tasks.signals import generate_signals
 from trader.logs import ensure_logging
@@ -39,7 +40,9 @@ from venues.base import MarketDataVenue
 from venues.factory import make_venue
 
 
-@flow(name="trading-cycle", log_prints=True, validate_parameters=True)
+@flow(
+    name="trading-cycle", log_prints=True, validate_parameters=True, flow_run_name=cycle_run_name
+)
 def trading_cycle(
     config_dir: str = "configs",
     venue: str | None = None,
@@ -56,7 +59,8 @@ def trading_cycle(
     secrets = load_secrets()
     feed = make_venue(config.venue, secrets)
     try:
-        with cycle_session(config.cycle.db_path):
+        # Every cycle, finished or failed, ends by publishing the read copy for SQL readers.
+        with cycle_session(config.cycle.db_path, on_close=publish_read_copy):
             return _run_cycle(config, secrets, feed, live=live, paper=paper)
     finally:
         feed.close()
@@ -113,6 +117,7 @@ def _run_cycle(
         else None,
         system_state=str(safety.record.state),
         market_errors=len(refreshed.errors),
+        unprotected_positions=unprotected_positions(ctx),
         tiers=registry.tier_counts(),
     )
     tables = {
@@ -125,6 +130,7 @@ def _run_cycle(
         "kill-switch": [{"step": line} for line in kill_lines],
     }
     line = summarize(ctx, summary, tables)
+    report_cycle(ctx, summary, config.alerts)  # dashboard artifact and alerts (issue 12)
     if safety.halted:
         # The cycle did its job; the run is marked, not failed (a failure would page wrongly).
         return Completed(

@@ -368,4 +368,17 @@ ALLOCATION = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (FOUNDATION, SAFETY, EXECUTION, SIGNALS, ALLOCATION)
+OPERATIONS = Migration(
+    6,
+    "operations: unprotected positions per cycle (the unprotected-position alert)",
+    ("ALTER TABLE cycles ADD COLUMN unprotected_positions INTEGER",),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    FOUNDATION,
+    SAFETY,
+    EXECUTION,
+    SIGNALS,
+    ALLOCATION,
+    OPERATIONS,
+)

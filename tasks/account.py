@@ -14,6 +14,7 @@ from core.invariants import AccountSnapshot
 from core.orders import OrderVenue, PositionReport
 from core.system_state import SystemStateRecord
 from store.db import open_store
+from store.operator_requests import apply_pending
 from store.safety import current_record, high_water
 from tasks.execution import account_snapshot
 from tasks.retry import retry_on_transient_venue_errors
@@ -30,6 +31,7 @@ class AccountView:
 def read_account(ctx: CycleContext, orders: OrderVenue, markets: pl.DataFrame) -> AccountView:
     snapshot = account_snapshot(orders, markets, ctx)
     with open_store(ctx.db_path) as con:
+        apply_pending(con, ctx.db_path, ctx.cycle_id)  # `trader halt` queued during a cycle
         mark = high_water(con)
         state = current_record(con, ctx.decision_time)
     return AccountView(snapshot, orders.positions(), max(mark or 0.0, snapshot.equity), state)

@@ -419,7 +419,10 @@ def run_kill_switch(ctx: CycleContext, order_venue: OrderVenue, config: AppConfi
                 gw.execute(FlattenAction(step.symbol, "kill switch flatten (configured)"))
     lines = plan.lines()
     for line in lines:
-        log.error("Kill switch active: %s", line)
+        # "Kill switch active" is logged once per cycle by the state check (tasks/safety.py);
+        # each step here at WARNING, each order kept at INFO (issue 12).
+        level = logging.INFO if line.startswith("KEEP") else logging.WARNING
+        log.log(level, "kill switch: %s", line)
     return lines
 
 

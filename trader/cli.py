@@ -185,10 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_backfill)
 
-    from trader import ops_commands, sim_exchange_command, smc_commands
+    from trader import ops_commands, sim_exchange_command, smc_commands, sql_command
 
     # Command groups that live beside their domain.
-    for module in (ops_commands, smc_commands, sim_exchange_command):
+    for module in (ops_commands, smc_commands, sim_exchange_command, sql_command):
         module.register(sub)
     return parser
 
