@@ -188,22 +188,26 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join(out)
 
 
+def _tp_cell(p: Position, level: int, mark: float | None) -> str:
+    tp = p.tps[level - 1]
+    if tp.price is None:
+        return "-"
+    if tp.filled:
+        return f"{tp.price:g} filled"
+    return f"{tp.price:g} ({_pct(distance(mark, tp.price), signed=True)})" + (
+        "" if tp.order_id else " no order"
+    )
+
+
 def _position_rows(view: CycleView) -> list[list[object]]:
     rows = []
     for p in view.positions:
         mark = view.marks.get(p.symbol)
-        stop = "UNPROTECTED" if p.stop_order_id is None else "working"
-        tps = " · ".join(
-            f"TP{t.level} {t.price:g} "
-            + ("filled" if t.filled else _pct(distance(mark, t.price)))
-            + ("" if t.filled or t.order_id else " (no order)")
-            for t in p.tps
-            if t.price is not None
-        )
+        stop = "working" if p.stop_order_id else "**UNPROTECTED**"
         rows.append([
             p.symbol, p.side, f"{p.size:g}", _num(p.entry_price, "{:g}"), _num(mark, "{:g}"),
-            f"{p.stop_price:g} ({stop})", _pct(distance(mark, p.stop_price)), tps or "none",
-            str(p.state),
+            f"{p.stop_price:g} ({_pct(distance(mark, p.stop_price))}) {stop}",
+            *[_tp_cell(p, level, mark) for level in (1, 2, 3)],
         ])
     return rows
 
@@ -228,8 +232,7 @@ def markdown(view: CycleView, equity_chart_uri: str | None) -> str:
         else sparkline([m.equity for m in view.equity_24h]) or "no marks yet",
         f"### Positions ({len(_open(view))} open)",
         _table(
-            ["symbol", "side", "size", "entry", "mark", "stop", "to stop", "take-profits",
-             "state"],
+            ["symbol", "side", "size", "entry", "mark", "stop (from mark)", "TP1", "TP2", "TP3"],
             _position_rows(view),
         )
         if view.positions

@@ -30,7 +30,7 @@ def cycle_run_name() -> str:
 
 def _name_run(ctx: CycleContext) -> None:
     """Name the flow run after its cycle and clock: "cycle 42 · 2025-02-24 03:00Z"."""
-    run_id = _flow_run_id()
+    run_id = flow_run_id()
     if run_id is None:
         return
     name = f"cycle {ctx.cycle_id} · {ctx.decision_time:%Y-%m-%d %H:%MZ}"
@@ -41,7 +41,7 @@ def _name_run(ctx: CycleContext) -> None:
         log.warning("flow run %s not renamed to %r: %s", run_id, name, exc)
 
 
-def _flow_run_id() -> str | None:
+def flow_run_id() -> str | None:
     try:
         ctx = get_run_context()
     except MissingContextError:
@@ -82,7 +82,7 @@ def summarize(ctx: CycleContext, summary: CycleSummary, tables: dict[str, list[d
     line = summary.line()
     record = summary.as_record()
     values = {k: record[k] for k in record if k not in {"cycle_id", "venue", "clock"}}
-    values |= {"finished_at": datetime.now(UTC), "summary": line, "flow_run_id": _flow_run_id()}
+    values |= {"finished_at": datetime.now(UTC), "summary": line, "flow_run_id": flow_run_id()}
     with open_store(ctx.db_path) as con:
         finish_cycle(con, ctx.cycle_id, values)
     log.info(line)

@@ -18,6 +18,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
+from prefect.settings import get_current_settings
 
 from core.alerts import Alert, PastCycle, cycle_alerts
 from core.cycle import CycleContext
@@ -29,6 +30,7 @@ from store.dashboard import cycle_view
 from store.db import open_store
 from store.publish import Publication, PublishError, publish
 from tasks.charts import data_uri, equity_png
+from tasks.cycle_io import flow_run_id
 
 log = logging.getLogger("smc_trader.report")
 
@@ -54,6 +56,13 @@ def _dashboard(ctx: CycleContext, view: CycleView) -> int:
     return len(text.encode())
 
 
+def _run_link() -> str:
+    """Where this cycle's run is in the Prefect UI ("" outside a run or without a UI)."""
+    run_id = flow_run_id()
+    ui = get_current_settings().ui_url
+    return f"\nPrefect UI: {str(ui).rstrip('/')}/runs/flow-run/{run_id}" if run_id and ui else ""
+
+
 def _emit(alert: Alert, ctx: CycleContext) -> None:
     # The words after "ALERT" are stable, for operators who grep the log instead.
     log.warning("ALERT %s: %s", alert.kind, alert.subject)
@@ -68,7 +77,7 @@ def _emit(alert: Alert, ctx: CycleContext) -> None:
             "cycle_id": alert.cycle_id,
             "streak": alert.streak,
             "subject": alert.subject,
-            "body": alert.body,
+            "body": alert.body + _run_link(),
         },
     )
 

@@ -112,31 +112,42 @@ def cmd_cycle(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     _validate_first(args)
+    from trader.prefect_server import local_server, require_server
+
     # SIGTERM (systemd, docker, kill) unwinds like Ctrl-C, so a server we started stops too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    if args.with_server:
-        from trader.prefect_server import local_server
+    if not args.with_server:
+        require_server(args.server_wait)  # refuses, naming --with-server and PREFECT_API_URL
+        return _serve(args)
+    with local_server(port=args.server_port) as api_url:
+        from prefect.settings import PREFECT_API_URL, temporary_settings
 
-        with local_server(port=args.server_port) as api_url:
-            from prefect.settings import PREFECT_API_URL, temporary_settings
-
-            # Settings may have been read already: point this process at the server explicitly.
-            with temporary_settings(updates={PREFECT_API_URL: api_url}):
-                return _serve(args)
-    return _serve(args)
+        # Settings may have been read already: point this process at the server explicitly.
+        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            return _serve(args)
 
 
 def _serve(args: argparse.Namespace) -> int:
     from prefect import serve
 
     from flows.deployments import service_deployments
+    from trader.alerts_setup import ensure_alerts
+    from trader.service_recovery import deployment_names, recover_unfinished_runs
 
     config = load_config(args.config)
     interval = args.interval or config.cycle.interval_seconds
+    ensure_alerts(config.alerts)
+    # A run the last service left "Running" holds the cycle's slot: every cycle would be
+    # CANCELLED (trader/service_recovery.py).
+    recover_unfinished_runs(deployment_names(pool=False))
     log.info("serving trading-cycle every %ss (never two runs at once)", interval)
     parameters = {k: v for k, v in _cycle_kwargs(args).items() if v is not None}
     # limit=1: one flow run at a time in this service, so the DuckDB file has one writer.
-    serve(*service_deployments(interval, parameters), limit=1)
+    try:
+        serve(*service_deployments(interval, parameters), limit=1)
+    except KeyboardInterrupt:
+        log.info("stopped by Ctrl-C")
+        return 130
     return 0
 
 
@@ -174,9 +185,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cycle_options(p)
     p.add_argument("--interval", type=int, default=None, help="seconds between cycles")
     p.add_argument(
-        "--with-server", action="store_true", help="start a local Prefect server + UI if none runs"
+        "--with-server", action="store_true",
+        help="start a local Prefect server + UI (unless PREFECT_API_URL names one)",
     )
-    p.add_argument("--server-port", type=int, default=4200)
+    p.add_argument(
+        "--server-wait", type=float, default=60.0,
+        help="seconds to wait for the PREFECT_API_URL server to answer (a service at boot)",
+    )
+    p.add_argument(
+        "--server-port", type=int, default=None,
+        help="port of the server --with-server starts (default 4200, or a free one if taken)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("backfill", help="load N days of candles for every tradeable market")
@@ -185,10 +204,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_backfill)
 
-    from trader import ops_commands, sim_exchange_command, smc_commands, sql_command
+    from trader import (
+        alerts_setup,
+        ops_commands,
+        service_recovery,
+        sim_exchange_command,
+        smc_commands,
+        sql_command,
+    )
 
     # Command groups that live beside their domain.
-    for module in (ops_commands, smc_commands, sim_exchange_command, sql_command):
+    for module in (
+        ops_commands, smc_commands, sim_exchange_command, sql_command, alerts_setup,
+        service_recovery,
+    ):
         module.register(sub)
     return parser
 
