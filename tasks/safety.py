@@ -33,7 +33,14 @@ from store.db import StoreLockedError, connect_read_only, connect_store, open_st
 from store.execution import live_positions
 from store.operator_requests import HaltRequest, apply_pending, pending, queue_halt
 from store.publish import PublishError, connect_read_copy, publish, published_cycle, read_copy_of
-from store.safety import append_record, current_record, high_water, last_account, record_checks
+from store.safety import (
+    append_record,
+    changed_in_cycle,
+    current_record,
+    high_water,
+    last_account,
+    record_checks,
+)
 
 log = logging.getLogger("smc_trader.safety")
 
@@ -62,6 +69,8 @@ def evaluate(ctx: CycleContext, account: AccountSnapshot, safety: SafetyConfig) 
     with open_store(ctx.db_path) as con:
         previous = current_record(con, ctx.decision_time)
         mark = high_water(con)
+        # A halt queued by the operator and applied this cycle has logged the pattern already.
+        logged = changed_in_cycle(con, ctx.cycle_id)
     snapshot = replace(account, equity_high_water=max(mark or 0.0, account.equity_high_water))
     report = check_invariants(snapshot, safety)
     record = next_system_state(previous, report, ctx.decision_time)
@@ -69,7 +78,7 @@ def evaluate(ctx: CycleContext, account: AccountSnapshot, safety: SafetyConfig) 
         record_checks(con, ctx.cycle_id, report, snapshot)
         if record is not previous:
             append_record(con, record, ctx.cycle_id)
-    if record.state is SystemState.HALTED and record is previous:
+    if record.state is SystemState.HALTED and record is previous and not logged:
         log.error("Kill switch active: still HALTED since %s: %s", record.since, record.cause)
     return SafetyOutcome(record, report, record is not previous)
 

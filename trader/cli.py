@@ -99,6 +99,10 @@ def _validate_first(args: argparse.Namespace) -> None:
         log.warning("kraken venue in %s mode%s", mode, ": REAL MONEY" if mode == "live" else "")
     elif live:
         raise ConfigError(f"--live applies to --venue kraken only, not {config.venue.kind}")
+    if config.venue.kind is VenueKind.KRAKEN:
+        from trader.preflight import require_reachable
+
+        require_reachable(config.venue)  # one line instead of a flow run's tracebacks
 
 
 def cmd_cycle(args: argparse.Namespace) -> int:
