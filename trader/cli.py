@@ -118,8 +118,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     _validate_first(args)
     from trader.prefect_server import local_server, require_server
 
-    # SIGTERM (systemd, docker, kill) unwinds like Ctrl-C, so a server we started stops too.
+    # SIGTERM (systemd, docker, kill) and SIGHUP (a closed terminal) unwind like Ctrl-C, so
+    # a server we started stops too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGHUP, lambda *_: sys.exit(129))
     if not args.with_server:
         require_server(args.server_wait)  # refuses, naming --with-server and PREFECT_API_URL
         return _serve(args)

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import os
 import shutil
@@ -28,6 +30,7 @@ from core.errors import ConfigError, TraderError
 log = logging.getLogger("smc_trader.server")
 
 DEFAULT_PORT = 4200
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 SERVER_LOG = Path("logs/prefect-server.log")
 
 
@@ -106,6 +109,16 @@ def require_server(wait_s: float = 0.0) -> str:
     return url
 
 
+def _die_with_parent() -> None:
+    """In the server's child process, before exec: SIGTERM it when `trader` dies, even by
+    SIGKILL (it runs in its own session, so nothing else would stop it). Linux only."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # not Linux: the finally block below still stops it on every clean exit
+
+
 def _server_command() -> list[str]:
     prefect = shutil.which("prefect") or str(Path(sys.executable).with_name("prefect"))
     return [prefect, "server", "start"]
@@ -136,7 +149,8 @@ def local_server(
         "PREFECT_UI_API_URL": api_url,
     }
     proc = subprocess.Popen(
-        _server_command(), stdout=out, stderr=out, env=env, start_new_session=True
+        _server_command(), stdout=out, stderr=out, env=env, start_new_session=True,
+        preexec_fn=_die_with_parent,
     )
     try:
         deadline = time.monotonic() + timeout_s
