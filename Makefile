@@ -9,8 +9,8 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_HOME ?= $(CURDIR)/.local/prefect
 
 .PHONY: venv install run smoke logs smoke-logs test test-fast lint bench bench-smc bench-cycle \
-        bench-store bench-gateway bench-backtest \
-        server check-config reference clean
+        bench-store bench-gateway bench-backtest bench-publish \
+        server sql check-config reference clean
 
 $(UV):
 	$(PY) -m venv .local/tools
@@ -52,9 +52,13 @@ reference: install  ## regenerate docs/CONFIG.md from the models
 	$(TRADER) config-reference -o docs/CONFIG.md
 
 server: install  ## a Prefect server + UI on http://127.0.0.1:4200 (foreground)
-	$(VENV)/bin/prefect server start --host 127.0.0.1 --port 4200
+	PREFECT_SERVER_API_HOST=127.0.0.1 PREFECT_SERVER_API_PORT=4200 \
+	PREFECT_UI_API_URL=http://127.0.0.1:4200/api $(VENV)/bin/prefect server start
 
-bench: bench-smc bench-cycle bench-store bench-gateway bench-backtest  ## every benchmark (figures, not assertions)
+sql: install  ## SQL shell on the read copy of data/trading.duckdb (never blocks a cycle)
+	$(TRADER) sql
+
+bench: bench-smc bench-cycle bench-store bench-gateway bench-backtest bench-publish  ## every benchmark (figures, not assertions)
 
 bench-smc: install  ## SMC features vs the smartmoneyconcepts package (bench-only venv)
 	$(UV) venv --quiet --allow-existing --python 3.11 .local/bench-venv
@@ -78,3 +82,5 @@ bench-backtest: install  ## backtest market-bars/s (warm, cold), vs replay cycle
 	$(UV) venv --quiet --allow-existing --python 3.11 .local/bench-venv
 	$(UV) pip install --quiet --python .local/bench-venv -r bench/requirements.txt
 	$(VENV)/bin/python bench/bench_backtest.py
+bench-publish: install  ## cycle time with and without a SQL reader; the read copy's cost per cycle
+	$(VENV)/bin/python bench/bench_publish.py

@@ -122,7 +122,7 @@ def build_registry(
             c = classify(m.base, volume, spread, config)
         pinned = m.base in config.pinned_tier_a
         if pinned:
-            log.warning("%s: %s", m.symbol, PINNED_BYPASS_LOG)
+            log.info("%s: %s", m.symbol, PINNED_BYPASS_LOG)  # expected (SPEC §10): not a warning
         rows.append(
             {
                 "symbol": m.symbol,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+
+from core.positions import Position
 
 
 @dataclass(slots=True)
@@ -58,3 +61,8 @@ class CycleSummary:
         record = asdict(self)
         record.pop("tiers")
         return record
+
+
+def count_unprotected(positions: Iterable[Position]) -> int:
+    """Open position records with no working stop order (what the unprotected alert counts)."""
+    return sum(1 for p in positions if p.is_open and p.stop_order_id is None)

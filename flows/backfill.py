@@ -7,7 +7,9 @@ from pathlib import Path
 from prefect import flow
 
 from core.registry import build_registry
+from store.db import open_store
 from tasks.backfill import backfill_context, backfill_history
+from tasks.cycle_report import publish_read_copy
 from trader.logs import ensure_logging
 from trader.settings import cycle_overrides, load_config, load_secrets
 from venues.factory import make_venue
@@ -32,6 +34,9 @@ def backfill(
         ctx = backfill_context(market_venue, config.cycle.db_path)
         markets = build_registry(market_venue.markets(), market_venue.tickers(), config.markets)
         symbols = markets.filter("tradeable")["symbol"].to_list()
-        return backfill_history(market_venue, symbols, ctx, config.ohlcv, days, progress)
+        written = backfill_history(market_venue, symbols, ctx, config.ohlcv, days, progress)
     finally:
         market_venue.close()
+    with open_store(config.cycle.db_path) as con:
+        publish_read_copy(con, config.cycle.db_path)  # SQL readers see the history now
+    return written

@@ -29,7 +29,8 @@ from schemas.config import AppConfig, Secrets
 from store.db import cycle_session
 from tasks.account import last_known_account, sync_account
 from tasks.allocation import allocate_task, open_positions
-from tasks.cycle_io import finish_summary, is_startup, open_cycle, summarize
+from tasks.cycle_io import cycle_run_name, finish_summary, is_startup, open_cycle, summarize
+from tasks.cycle_report import publish_read_copy, report_cycle
 from tasks.execution import (
     execute_task,
     kill_switch_task,
@@ -41,7 +42,7 @@ from tasks.execution import (
 )
 from tasks.markets import discover_markets
 from tasks.ohlcv import refresh_ohlcv
-from tasks.portfolio import active_portfolio
+from tasks.portfolio import active_portfolio, unprotected_positions
 from tasks.safety import check_invariants_task
 from tasks.signals import generate_signals
 from trader.logs import ensure_logging
@@ -53,7 +54,9 @@ log = logging.getLogger("smc_trader.cycle")
 T = TypeVar("T")
 
 
-@flow(name="trading-cycle", log_prints=True, validate_parameters=True)
+@flow(
+    name="trading-cycle", log_prints=True, validate_parameters=True, flow_run_name=cycle_run_name
+)
 def trading_cycle(
     config_dir: str = "configs",
     venue: str | None = None,
@@ -70,7 +73,8 @@ def trading_cycle(
     secrets = load_secrets()
     feed = make_venue(config.venue, secrets)
     try:
-        with cycle_session(config.cycle.db_path):
+        # Every cycle, finished or failed, ends by publishing the read copy for SQL readers.
+        with cycle_session(config.cycle.db_path, on_close=publish_read_copy):
             return _run_cycle(config, secrets, feed, live=live, paper=paper)
     finally:
         feed.close()
@@ -199,7 +203,9 @@ def _run_cycle(
         orders_placed=placed_this_cycle(ctx),
         orders_cancelled=sum(r.cancelled for r in done) if done else None,
         open_positions=reconciled.open_positions if reconciled is not None else None,
-        unprotected_positions=reconciled.unprotected if reconciled is not None else None,
+        unprotected_positions=(
+            reconciled.unprotected if reconciled is not None else unprotected_positions(ctx)
+        ),
         equity=snapshot.equity if snapshot is not None else None,
         margin_utilization=snapshot.margin_utilization if snapshot is not None else None,
         system_state=str(safety.record.state),
@@ -222,6 +228,8 @@ def _run_cycle(
         "failed-stages": [{"failure": f} for f in stages.failures],
     }
     line = finish_summary(ctx, summary) if plain else summarize(ctx, summary, tables)
+    if not plain:
+        report_cycle(ctx, summary, config.alerts)  # dashboard artifact and alerts
     if stages.failures:
         # Safety ran on the latest known state; the run is Failed so it can be seen and alerted.
         return Failed(message="; ".join(stages.failures), data=line)

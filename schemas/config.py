@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, model_validator
 
 from schemas.base import Frozen
 from schemas.execution import ExecutionConfig
+from schemas.operations import AlertsConfig
 from schemas.risk import RiskConfig
 from schemas.strategy import StrategyConfig
 
@@ -278,6 +279,7 @@ class AppConfig(Frozen):
     ohlcv: OhlcvConfig = Field(default_factory=OhlcvConfig)
     cycle: CycleConfig = Field(default_factory=CycleConfig)
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
 
 class Secrets(Frozen):

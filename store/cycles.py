@@ -115,3 +115,19 @@ def last_markets(con: duckdb.DuckDBPyConnection, venue: str) -> pl.DataFrame | N
         params=[venue],
     ).pl()
     return frame if frame.height else None
+
+
+def cycles_since_clear(con: duckdb.DuckDBPyConnection, venue: str) -> list[tuple[Any, ...]]:
+    """(cycle_id, system_state, unprotected_positions) of the finished cycles of `venue`,
+    newest first, back to the last one that ended NORMAL with no unprotected position
+    (included): every alert streak lies within them."""
+    return con.execute(
+        """
+        SELECT cycle_id, system_state, coalesce(unprotected_positions, 0) FROM cycles
+        WHERE venue = ? AND finished_at IS NOT NULL AND cycle_id >= coalesce((
+            SELECT max(cycle_id) FROM cycles WHERE venue = ? AND finished_at IS NOT NULL
+            AND system_state = 'NORMAL' AND coalesce(unprotected_positions, 0) = 0), 0)
+        ORDER BY cycle_id DESC
+        """,
+        [venue, venue],
+    ).fetchall()

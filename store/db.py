@@ -1,42 +1,69 @@
 """The DuckDB store: one file, opened per unit of work and closed right after.
 
-DuckDB locks the whole file per process (readers included), so the service
-never holds it between cycles: `duckdb -readonly data/trading.duckdb` works
-while the service idles. Every write runs inside a transaction that rolls back
-on failure, with parameters bound, never formatted into SQL.
+DuckDB locks the whole file per process (readers included), so no reader opens
+this file: readers query the read copy published after each cycle
+(store/publish.py, `trader sql`). An opener that finds the file locked (an operator
+command holds it for a moment) waits a few seconds before giving up. Every write runs
+inside a transaction that rolls back on failure, with parameters bound, never
+formatted into SQL.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from core.errors import TraderError
 from store.migrations import MIGRATIONS
 
 log = logging.getLogger("smc_trader.store")
 
 
-class StoreError(RuntimeError):
+# How long an opener waits for another process's lock: operator commands hold the file
+# for well under a second; a cycle holds it for its whole run.
+LOCK_WAIT_S = 10.0
+
+
+class StoreError(TraderError, RuntimeError):
     """The store cannot be opened or migrated; the message says what to do."""
 
 
-def _connect(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+class StoreLockedError(StoreError):
+    """Another process holds the store's lock (a cycle, or a reader that should not)."""
+
+
+def _is_lock_conflict(exc: duckdb.Error) -> bool:
+    return "lock" in str(exc).lower()
+
+
+def _connect(
+    path: Path, *, read_only: bool, lock_wait_s: float = LOCK_WAIT_S
+) -> duckdb.DuckDBPyConnection:
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     elif not path.exists():
         raise StoreError(f"{path} does not exist yet: run a cycle first (trader cycle)")
-    try:
-        con = duckdb.connect(str(path), read_only=read_only)
-    except duckdb.IOException as exc:
-        raise StoreError(
-            f"cannot open {path}: {exc}. Another process holds it (DuckDB locks the file); "
-            "close the other session or wait for the cycle to finish"
-        ) from exc
+    deadline = time.monotonic() + lock_wait_s
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as exc:
+            if not _is_lock_conflict(exc):
+                raise StoreError(f"cannot open {path}: {exc}") from exc
+            if time.monotonic() >= deadline:
+                raise StoreLockedError(
+                    f"cannot open {path}: {exc}. Another process holds it (DuckDB locks the "
+                    "file, readers included): SQL readers must use the read copy "
+                    "(trader sql, or the *-read.duckdb file beside it), never this file"
+                ) from exc
+            time.sleep(0.2)
     # Without this timestamps come back as 'Etc/UTC', which the frame schemas refuse.
     con.execute("SET TimeZone='UTC'")
     return con
@@ -78,16 +105,23 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
     return current
 
 
-def connect_store(path: Path) -> duckdb.DuckDBPyConnection:
+def connect_store(path: Path, lock_wait_s: float = LOCK_WAIT_S) -> duckdb.DuckDBPyConnection:
     """A migrated read-write connection the caller closes (for a stage with many writes:
-    opening and closing the file costs tens of milliseconds each time)."""
-    con = _connect(path, read_only=False)
+    opening and closing the file costs tens of milliseconds each time). Raises
+    StoreLockedError when another process still holds the file after `lock_wait_s`."""
+    con = _connect(path, read_only=False, lock_wait_s=lock_wait_s)
     try:
         migrate(con)
     except BaseException:
         con.close()
         raise
     return con
+
+
+def connect_read_only(path: Path, lock_wait_s: float = LOCK_WAIT_S) -> duckdb.DuckDBPyConnection:
+    """A read-only connection the caller closes. Raises StoreError if the file is missing,
+    StoreLockedError if another process still holds it after `lock_wait_s`."""
+    return _connect(path, read_only=True, lock_wait_s=lock_wait_s)
 
 
 # The connection of the cycle in progress, per file: opening and closing DuckDB costs tens
@@ -97,8 +131,12 @@ _SESSIONS: dict[Path, duckdb.DuckDBPyConnection] = {}
 
 
 @contextmanager
-def cycle_session(path: Path) -> Iterator[None]:
-    """Within this block, open_store(path) reuses one connection; closed at the end."""
+def cycle_session(
+    path: Path, on_close: Callable[[duckdb.DuckDBPyConnection, Path], object] | None = None
+) -> Iterator[None]:
+    """Within this block, open_store(path) reuses one connection; closed at the end, after
+    `on_close(connection, path)` (the read copy's publication), whether the block failed
+    or not. `on_close` must not raise: it would hide the block's own error."""
     key = path.resolve()
     if key in _SESSIONS:
         yield
@@ -107,7 +145,12 @@ def cycle_session(path: Path) -> Iterator[None]:
     try:
         yield
     finally:
-        _SESSIONS.pop(key).close()
+        con = _SESSIONS.pop(key)
+        try:
+            if on_close is not None:
+                on_close(con, path)
+        finally:
+            con.close()
 
 
 def session_connection(path: Path) -> duckdb.DuckDBPyConnection | None:

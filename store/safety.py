@@ -63,6 +63,14 @@ def append_record(
         )
 
 
+def changed_in_cycle(con: duckdb.DuckDBPyConnection, cycle_id: int) -> bool:
+    """True when a state record was appended during this cycle (a queued operator halt)."""
+    row = one(con.execute(
+        "SELECT count(*) FROM system_state_history WHERE cycle_id = ?", [cycle_id]
+    ))
+    return bool(row and row[0])
+
+
 def high_water(con: duckdb.DuckDBPyConnection) -> float | None:
     row = one(con.execute("SELECT max(high_water) FROM equity_marks"))
     return row[0] if row else None

@@ -13,12 +13,14 @@ from core.engine import account as engine
 from core.engine.account import AccountView
 from core.invariants import AccountSnapshot
 from core.orders import OrderVenue
+from store.operator_requests import apply_pending
 from store.state import store_state
 from tasks.retry import retry_on_transient_venue_errors
 
 
 def read_account(ctx: CycleContext, orders: OrderVenue, markets: pl.DataFrame) -> AccountView:
     with store_state(ctx.db_path) as state:
+        apply_pending(state.con, ctx.db_path, ctx.cycle_id)  # `trader halt` queued meanwhile
         return engine.read_account(ctx, orders, state, markets)
 
 

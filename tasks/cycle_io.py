@@ -6,9 +6,11 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 from prefect import task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
 from prefect.context import get_run_context
 from prefect.exceptions import MissingContextError
 
@@ -21,7 +23,25 @@ from venues.base import MarketDataVenue, SimulatedClock
 log = logging.getLogger("smc_trader.cycle")
 
 
-def _flow_run_id() -> str | None:
+def cycle_run_name() -> str:
+    """The run's name until open_cycle knows its number (a config error stops it before)."""
+    return f"cycle starting {datetime.now(UTC):%Y-%m-%d %H:%M:%S}Z"
+
+
+def _name_run(ctx: CycleContext) -> None:
+    """Name the flow run after its cycle and clock: "cycle 42 · 2025-02-24 03:00Z"."""
+    run_id = flow_run_id()
+    if run_id is None:
+        return
+    name = f"cycle {ctx.cycle_id} · {ctx.decision_time:%Y-%m-%d %H:%MZ}"
+    try:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(run_id, name=name)
+    except (httpx.HTTPError, OSError) as exc:  # a name is not worth failing a cycle for
+        log.warning("flow run %s not renamed to %r: %s", run_id, name, exc)
+
+
+def flow_run_id() -> str | None:
     try:
         ctx = get_run_context()
     except MissingContextError:
@@ -39,7 +59,9 @@ def open_cycle(venue: MarketDataVenue, db_path: Path) -> CycleContext:
         started = datetime.now(UTC)
         decision_time = venue.clock.now()
         cycle_id = start_cycle(con, venue.name, decision_time, started)
-    return CycleContext(cycle_id, venue.name, decision_time, db_path, started)
+    ctx = CycleContext(cycle_id, venue.name, decision_time, db_path, started)
+    _name_run(ctx)
+    return ctx
 
 
 def is_startup(ctx: CycleContext, interval_s: int) -> bool:
@@ -59,7 +81,7 @@ def finish_summary(ctx: CycleContext, summary: CycleSummary) -> str:
     line = summary.line()
     record = summary.as_record()
     values = {k: record[k] for k in record if k not in {"cycle_id", "venue", "clock"}}
-    values |= {"finished_at": datetime.now(UTC), "summary": line, "flow_run_id": _flow_run_id()}
+    values |= {"finished_at": datetime.now(UTC), "summary": line, "flow_run_id": flow_run_id()}
     with open_store(ctx.db_path) as con:
         finish_cycle(con, ctx.cycle_id, values)
     log.info(line)
@@ -71,11 +93,7 @@ def summarize(ctx: CycleContext, summary: CycleSummary, tables: dict[str, list[d
     """Log CYCLE_END, finish the cycle row, publish the cycle's tables as artifacts."""
     line = finish_summary(ctx, summary)
     key = f"cycle-{ctx.venue}"
-    create_markdown_artifact(
-        key=f"{key}-summary",
-        markdown=f"### Cycle {ctx.cycle_id} at {ctx.decision_time:%Y-%m-%d %H:%M} UTC\n\n`{line}`",
-        description="CYCLE_END of this cycle",
-    )
+    # The "-summary" markdown artifact is the dashboard (tasks/cycle_report.py).
     for name, rows in tables.items():
         if rows:
             create_table_artifact(key=f"{key}-{name}", table=rows, description=name)

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from core.cycle import CycleContext
+from core.summary import count_unprotected
 from store.db import open_store
 from store.execution import live_positions
 
@@ -42,3 +43,9 @@ def active_portfolio(ctx: CycleContext) -> list[dict[str, Any]]:
     )
     log.info("Active Portfolio: %d open: %s", len(rows), described or "none")
     return rows
+
+
+def unprotected_positions(ctx: CycleContext) -> int:
+    """Open position records without a working stop, as the cycle leaves them."""
+    with open_store(ctx.db_path) as con:
+        return count_unprotected(live_positions(con))

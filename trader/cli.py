@@ -99,6 +99,10 @@ def _validate_first(args: argparse.Namespace) -> None:
         log.warning("kraken venue in %s mode%s", mode, ": REAL MONEY" if mode == "live" else "")
     elif live:
         raise ConfigError(f"--live applies to --venue kraken only, not {config.venue.kind}")
+    if config.venue.kind is VenueKind.KRAKEN:
+        from trader.preflight import require_reachable
+
+        require_reachable(config.venue)  # one line instead of a flow run's tracebacks
 
 
 def cmd_cycle(args: argparse.Namespace) -> int:
@@ -124,31 +128,44 @@ def cmd_cycle(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     _validate_first(args)
-    # SIGTERM (systemd, docker, kill) unwinds like Ctrl-C, so a server we started stops too.
+    from trader.prefect_server import local_server, require_server
+
+    # SIGTERM (systemd, docker, kill) and SIGHUP (a closed terminal) unwind like Ctrl-C, so
+    # a server we started stops too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    if args.with_server:
-        from trader.prefect_server import local_server
+    signal.signal(signal.SIGHUP, lambda *_: sys.exit(129))
+    if not args.with_server:
+        require_server(args.server_wait)  # refuses, naming --with-server and PREFECT_API_URL
+        return _serve(args)
+    with local_server(port=args.server_port) as api_url:
+        from prefect.settings import PREFECT_API_URL, temporary_settings
 
-        with local_server(port=args.server_port) as api_url:
-            from prefect.settings import PREFECT_API_URL, temporary_settings
-
-            # Settings may have been read already: point this process at the server explicitly.
-            with temporary_settings(updates={PREFECT_API_URL: api_url}):
-                return _serve(args)
-    return _serve(args)
+        # Settings may have been read already: point this process at the server explicitly.
+        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            return _serve(args)
 
 
 def _serve(args: argparse.Namespace) -> int:
     from prefect import serve
 
     from flows.deployments import service_deployments
+    from trader.alerts_setup import ensure_alerts
+    from trader.service_recovery import deployment_names, recover_unfinished_runs
 
     config = load_config(args.config)
     interval = args.interval or config.cycle.interval_seconds
+    ensure_alerts(config.alerts)
+    # A run the last service left "Running" holds the cycle's slot: every cycle would be
+    # CANCELLED (trader/service_recovery.py).
+    recover_unfinished_runs(deployment_names(pool=False))
     log.info("serving trading-cycle every %ss (never two runs at once)", interval)
     parameters = {k: v for k, v in _cycle_kwargs(args).items() if v is not None}
     # limit=1: one flow run at a time in this service, so the DuckDB file has one writer.
-    serve(*service_deployments(interval, parameters), limit=1)
+    try:
+        serve(*service_deployments(interval, parameters), limit=1)
+    except KeyboardInterrupt:
+        log.info("stopped by Ctrl-C")
+        return 130
     return 0
 
 
@@ -186,9 +203,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cycle_options(p)
     p.add_argument("--interval", type=int, default=None, help="seconds between cycles")
     p.add_argument(
-        "--with-server", action="store_true", help="start a local Prefect server + UI if none runs"
+        "--with-server", action="store_true",
+        help="start a local Prefect server + UI (unless PREFECT_API_URL names one)",
     )
-    p.add_argument("--server-port", type=int, default=4200)
+    p.add_argument(
+        "--server-wait", type=float, default=60.0,
+        help="seconds to wait for the PREFECT_API_URL server to answer (a service at boot)",
+    )
+    p.add_argument(
+        "--server-port", type=int, default=None,
+        help="port of the server --with-server starts (default 4200, or a free one if taken)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("backfill", help="load N days of candles for every tradeable market")
@@ -197,10 +222,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_backfill)
 
-    from trader import backtest_command, ops_commands, sim_exchange_command, smc_commands
+    from trader import (
+        alerts_setup,
+        backtest_command,
+        ops_commands,
+        service_recovery,
+        sim_exchange_command,
+        smc_commands,
+        sql_command,
+    )
 
     # Command groups that live beside their domain.
-    for module in (ops_commands, smc_commands, sim_exchange_command, backtest_command):
+    for module in (
+        ops_commands, smc_commands, sim_exchange_command, sql_command, alerts_setup,
+        service_recovery, backtest_command,
+    ):
         module.register(sub)
     return parser
 

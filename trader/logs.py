@@ -1,8 +1,14 @@
-"""One structured line per event, to stderr and logs/trader.log, secrets masked."""
+"""One structured line per event, to stderr and logs/trader.log, secrets masked.
+
+The file handler reopens the file when logrotate has moved it away (WatchedFileHandler),
+so deploy/logrotate.conf rotates logs/trader.log without losing a line, even with the
+service and its flow-run processes all writing to it.
+"""
 
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import os
 from pathlib import Path
 
@@ -21,7 +27,7 @@ def setup_logging(level: str = "INFO", log_file: Path | None = None) -> None:
     log_file = log_file or default_log_file()
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    handlers.append(logging.FileHandler(log_file))
+    handlers.append(logging.handlers.WatchedFileHandler(log_file))
     for handler in handlers:
         handler.setFormatter(logging.Formatter(FORMAT))
         handler.addFilter(SecretMaskFilter())

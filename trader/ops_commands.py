@@ -31,9 +31,19 @@ def cmd_halt(args: argparse.Namespace) -> int:
     from tasks.safety import halt
 
     path, _ = _db(args)
-    record = halt(path, args.reason, args.who)
-    print(f"{record.state} since {record.since:%Y-%m-%d %H:%M:%S}Z: {record.cause}")
-    print("the next cycle runs the kill switch: entry orders cancelled, every stop kept")
+    outcome = halt(path, args.reason, args.who, wait_s=args.wait)
+    record = outcome.record
+    if record is not None:
+        print(f"{record.state} since {record.since:%Y-%m-%d %H:%M:%S}Z: {record.cause}")
+        print("the next cycle runs the kill switch: entry orders cancelled, every stop kept")
+    elif outcome.applied_by is not None:
+        print(f"HALTED: applied by {outcome.applied_by} (operator halt: {args.reason})")
+        print("that cycle runs the kill switch: entry orders cancelled, every stop kept")
+    else:
+        print(
+            f"HALT queued ({outcome.request.request_id}): {path} is held by another process "
+            f"for more than {args.wait:g} s; the next cycle applies it before any decision"
+        )
     return 0
 
 
@@ -68,6 +78,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         if name == "halt":
             p.add_argument("--reason", required=True)
             p.add_argument("--who", default=who)
+            p.add_argument(
+                "--wait", type=float, default=60.0,
+                help="seconds to wait for a running cycle to apply it (it is queued anyway)",
+            )
         if name == "resume":
             p.add_argument("--why", required=True, help="why it is safe to resume")
             p.add_argument("--who", default=who)

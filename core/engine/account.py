@@ -105,9 +105,12 @@ def evaluate(
     account: AccountSnapshot | None,
     state: StateRepository,
     safety: SafetyConfig,
+    *,
+    announce_halt: bool = True,
 ) -> SafetyOutcome:
     """Check the account, move the state machine, persist both. HALTED never clears here.
-    With no account ever read, the state holds as it is (and that is logged)."""
+    With no account ever read, the state holds as it is (and that is logged). A halt that
+    holds is announced (`Kill switch active`) once a cycle unless `announce_halt` is off."""
     previous = state.current_record(ctx.decision_time)
     if account is None:
         log.error("invariant monitor: no account known yet (the venue could not be read)")
@@ -119,6 +122,6 @@ def evaluate(
     state.record_checks(ctx.cycle_id, report, snapshot)
     if record is not previous:
         state.append_record(record, ctx.cycle_id, ctx.decision_time)
-    if record.state is SystemState.HALTED and record is previous:
+    if record.state is SystemState.HALTED and record is previous and announce_halt:
         log.error("Kill switch active: still HALTED since %s: %s", record.since, record.cause)
     return SafetyOutcome(record, report, record is not previous)

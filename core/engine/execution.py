@@ -522,5 +522,8 @@ def kill_switch(
                 stage.gateway.execute(FlattenAction(step.symbol, reason))
     lines = plan.lines()
     for line in lines:
-        log.error("Kill switch active: %s", line)
+        # "Kill switch active" is logged once per cycle by the state check; each step here
+        # at WARNING, each order kept at INFO.
+        level = logging.INFO if line.startswith("KEEP") else logging.WARNING
+        log.log(level, "kill switch: %s", line)
     return lines

@@ -1,13 +1,19 @@
-"""prefect.yaml and the served deployments agree, and every entrypoint loads."""
+"""prefect.yaml and the served deployments agree, never share a name, and every entrypoint
+loads; the work-pool pull step refuses a missing SMC_TRADER_HOME."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 from prefect.flows import Flow, load_flow_from_entrypoint
 
+from core.errors import ConfigError
 from flows.deployments import service_deployments
+from trader.workpool import enter_home
+
+POOL_SUFFIX = "-pool"
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,14 +30,33 @@ def test_every_declared_entrypoint_is_a_flow(monkeypatch):
 
 
 def test_cycle_runs_every_60_seconds_and_never_overlaps():
-    cycle = declared()["cycle"]
+    cycle = declared()["cycle-pool"]
     assert cycle["schedules"] == [{"interval": 60}]
     assert cycle["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
-    assert "cron" in declared()["hourly-backfill"]["schedules"][0]
+    assert "cron" in declared()["hourly-backfill-pool"]["schedules"][0]
 
 
-def test_served_deployments_match_the_declared_ones():
+def test_served_deployments_match_the_declared_ones_under_other_names():
     served = {d.name: d for d in service_deployments(60, {"config_dir": "configs"})}
-    assert set(served) == set(declared())
+    # `prefect deploy --all` must not replace what `trader run` serves (issue 12).
+    assert not set(served) & set(declared())
+    assert {f"{name}{POOL_SUFFIX}" for name in served} == set(declared())
+    for name, deployment in served.items():
+        assert deployment.entrypoint.endswith(declared()[f"{name}{POOL_SUFFIX}"]["entrypoint"])
     assert served["cycle"].concurrency_options.collision_strategy == "CANCEL_NEW"
     assert served["cycle"].concurrency_limit == 1
+
+
+def test_the_pool_pull_step_refuses_a_missing_or_wrong_home(monkeypatch, tmp_path):
+    spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    assert spec["pull"] == [{"trader.workpool.enter_home": {}}]
+    monkeypatch.delenv("SMC_TRADER_HOME", raising=False)
+    with pytest.raises(ConfigError, match="SMC_TRADER_HOME is not set"):
+        enter_home()
+    monkeypatch.setenv("SMC_TRADER_HOME", str(tmp_path))
+    with pytest.raises(ConfigError, match="is not an smc-trader checkout"):
+        enter_home()
+    monkeypatch.setenv("SMC_TRADER_HOME", str(REPO))
+    monkeypatch.chdir(tmp_path)
+    assert enter_home() == {"directory": str(REPO)}
+    assert Path.cwd() == REPO

@@ -149,7 +149,7 @@ def test_a_pinned_major_with_zero_volume_is_tradeable_tier_a_and_logs_the_bypass
     # The CLI's logging setup may stop propagation at smc_trader; caplog listens at the root.
     for name in ("smc_trader", "smc_trader.registry"):
         monkeypatch.setattr(logging.getLogger(name), "propagate", True)
-    caplog.set_level(logging.WARNING, logger="smc_trader.registry")
+    caplog.set_level(logging.INFO, logger="smc_trader.registry")
     registry = registry_of({"BTC": (0.0, 300.0), "XRP": (0.0, 300.0)})
 
     assert registry.tier("BTC/USD:USD") is Tier.A
@@ -164,7 +164,7 @@ def test_a_pinned_major_with_zero_volume_is_tradeable_tier_a_and_logs_the_bypass
     assert [r.getMessage() for r in bypass] == [
         "BTC/USD:USD: Tier A coin bypassing filters (trusted major)"
     ]
-    assert bypass[0].levelno == logging.WARNING
+    assert bypass[0].levelno == logging.INFO  # expected behaviour, not a warning (issue 12)
 
 
 def test_the_bypass_line_is_the_string_operators_grep_for() -> None:
