@@ -18,8 +18,8 @@ import polars as pl
 from core.backtest_result import BacktestResult
 from core.errors import DataError
 from reports.backtest_tables import backtest_tables, header_lines
-from reports.charts import write_bytes_atomically
 from reports.market_figures import equity_figure, market_figure
+from reports.output_file import write_bytes_atomically
 from reports.plotly_page import figure_div, html_page
 from reports.smc_overlays import MarketOverlays, market_overlays
 from reports.table import html_table

@@ -7,7 +7,6 @@ API (Figure), never pyplot: no global figure state, no backend switch, no displa
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -16,6 +15,7 @@ from matplotlib.figure import Figure
 from core.backtest_result import BacktestResult
 from reports.cells import pct, usd
 from reports.curves import drawdown_curve
+from reports.output_file import write_bytes_atomically
 
 DPI = 100
 WIDTH_PX, HEIGHT_PX = 1200, 600
@@ -53,17 +53,6 @@ def equity_drawdown_png(
     buffer = io.BytesIO()
     FigureCanvasAgg(figure).print_png(buffer)
     return buffer.getvalue()
-
-
-def write_bytes_atomically(path: Path, data: bytes) -> Path:
-    """Write `data` to a sibling temporary file, then rename it onto `path`: a reader never
-    sees half a file. Returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_bytes(data)
-    os.replace(partial, path)
-    return path
 
 
 def write_equity_drawdown_png(

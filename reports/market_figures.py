@@ -140,7 +140,8 @@ def _breaks(o: MarketOverlays, kind: str, name: str, dash: str) -> go.Scatter:
 
 def _ote_zone(o: MarketOverlays) -> go.Scatter:
     """One rectangle per run of bars with the same OTE bounds (a leg), all in one filled
-    trace: a few hundred vertices instead of three values per bar."""
+    trace: a few hundred vertices instead of three values per bar. A bar's zone is drawn
+    from its close (known_at) to the next close, when the engine could act on it."""
     bar = duration(o.timeframe)
     changed = (pl.col("top") != pl.col("top").shift()) | (
         pl.col("bottom") != pl.col("bottom").shift()
@@ -159,7 +160,7 @@ def _ote_zone(o: MarketOverlays) -> go.Scatter:
     x: list[float | None] = []
     y: list[float | None] = []
     for first, last, top, bottom in runs.select("first", "last", "top", "bottom").iter_rows():
-        x0, x1 = _ms(first), _ms(last + bar)
+        x0, x1 = _ms(first + bar), _ms(last + 2 * bar)
         x += [x0, x1, x1, x0, x0, None]
         y += [bottom, bottom, top, top, bottom, None]
     return go.Scatter(

@@ -65,16 +65,20 @@ def _swings(features: pl.DataFrame) -> pl.DataFrame:
 
 
 def _breaks(features: pl.DataFrame) -> pl.DataFrame:
-    direction = pl.when(pl.col("bos") != 0).then(pl.col("bos")).otherwise(pl.col("choch"))
-    kind = pl.when(pl.col("bos") != 0).then(pl.lit(BreakKind.BOS.value))
-    return features.filter((pl.col("bos") != 0) | (pl.col("choch") != 0)).select(
+    """Bars that broke structure; an up break crosses the swing high, a down break the low."""
+    is_bos = pl.col("bos") != 0
+    direction = pl.when(is_bos).then(pl.col("bos")).otherwise(pl.col("choch"))
+    return features.filter(is_bos | (pl.col("choch") != 0)).select(
         "ts",
         pl.when(direction > 0)
         .then(pl.col("swing_high_ts"))
         .otherwise(pl.col("swing_low_ts"))
         .alias("from_ts"),
         pl.col("break_level").alias("level"),
-        kind.otherwise(pl.lit(BreakKind.CHOCH.value)).alias("kind"),
+        pl.when(is_bos)
+        .then(pl.lit(BreakKind.BOS.value))
+        .otherwise(pl.lit(BreakKind.CHOCH.value))
+        .alias("kind"),
         direction.cast(pl.Int8).alias("direction"),
     )
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from plotly import graph_objects as go
 
-from reports.charts import write_bytes_atomically
+from reports.output_file import write_bytes_atomically
 from reports.plotly_page import TEMPLATE, figure_div, html_page
 from reports.sweep_records import SampleFigures, SweepReport
 from reports.sweep_text import guard_lines, sweep_table, variant_lines
