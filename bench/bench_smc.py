@@ -43,7 +43,8 @@ import polars as pl
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from core.smc import compute_features, evaluate_markets, resample_1h_to_4h  # noqa: E402
+from core.smc import compute_features, evaluate_markets, resample  # noqa: E402
+from core.smc.timeframes import data_end  # noqa: E402
 from schemas.strategy import StrategyConfig  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "binance-usdm"
@@ -138,7 +139,7 @@ def market_candles(folder: Path) -> pl.DataFrame:
         symbol = path.name.removesuffix("_1h.parquet")
         h1 = pl.read_parquet(path).with_columns(pl.col("ts").cast(pl.Datetime("us", "UTC")))
         d1 = pl.read_parquet(path.with_name(symbol + "_1d.parquet"))
-        for tf, f in (("1h", h1), ("4h", resample_1h_to_4h(h1)), ("1d", d1)):
+        for tf, f in (("1h", h1), ("4h", resample(h1, "4h", data_end(h1))), ("1d", d1)):
             parts.append(
                 f.with_columns(
                     pl.col("ts").cast(pl.Datetime("us", "UTC")),

@@ -2,7 +2,8 @@
 
 Files: `{SYMBOL}USDT_1h.parquet` and `{SYMBOL}USDT_1d.parquet` with columns ts
 (UTC, candle open), open, high, low, close, volume. 4h candles are resampled
-from 1h. The clock advances one hour per cycle.
+from 1h by the one rule venues and strategy share (core/smc/timeframes.py:
+resample). The clock advances one hour per cycle.
 
 The files carry prices only, so this venue states its assumptions about the
 rest: tick = five significant digits of the first price, lot worth about a
@@ -22,6 +23,7 @@ import numpy as np
 import polars as pl
 
 from core.errors import DataError, VenueError
+from core.smc.timeframes import resample
 from schemas.config import TIMEFRAME_SECONDS
 from venues.base import (
     OHLCV_COLUMNS,
@@ -32,7 +34,6 @@ from venues.base import (
     closed_between,
     empty_ohlcv,
 )
-from venues.sim import resample
 
 STEP = timedelta(hours=1)
 DEFAULT_WARMUP = timedelta(days=250)  # the daily 200 EMA needs 200 closed days first
@@ -83,15 +84,19 @@ def load_folder(data_dir: Path) -> dict[str, dict[str, pl.DataFrame]]:
             f"replay data folder {data_dir} does not exist; pass --data-dir or set "
             "SMC_TRADER_DATA_DIR to a folder of {SYMBOL}USDT_1h.parquet files"
         )
-    out: dict[str, dict[str, pl.DataFrame]] = {}
-    for hourly_path in sorted(data_dir.glob("*USDT_1h.parquet")):
-        base = hourly_path.name.removesuffix("USDT_1h.parquet")
-        hourly = _read(hourly_path)
-        daily_path = data_dir / f"{base}USDT_1d.parquet"
-        daily = _read(daily_path) if daily_path.exists() else resample(hourly, "1d")
-        out[base] = {"1h": hourly, "4h": resample(hourly, "4h"), "1d": daily}
-    if not out:
+    hourly = {
+        path.name.removesuffix("USDT_1h.parquet"): _read(path)
+        for path in sorted(data_dir.glob("*USDT_1h.parquet"))
+    }
+    if not hourly:
         raise ReplayDataError(f"{data_dir}: no *USDT_1h.parquet files found")
+    # Buckets close on the replay's clock, which runs to the folder's last hourly close.
+    end = max(frame["ts"][-1] for frame in hourly.values()) + STEP
+    out: dict[str, dict[str, pl.DataFrame]] = {}
+    for base, h1 in hourly.items():
+        daily_path = data_dir / f"{base}USDT_1d.parquet"
+        daily = _read(daily_path) if daily_path.exists() else resample(h1, "1d", end)
+        out[base] = {"1h": h1, "4h": resample(h1, "4h", end), "1d": daily}
     return out
 
 
