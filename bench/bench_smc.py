@@ -45,13 +45,14 @@ sys.path.insert(0, str(REPO))
 
 from core.smc import compute_features, evaluate_markets, resample  # noqa: E402
 from core.smc.timeframes import data_end  # noqa: E402
+from schemas.config import HISTORY_BARS  # noqa: E402
 from schemas.strategy import StrategyConfig  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "binance-usdm"
 RESULTS = REPO / "bench" / "results"
 SWING = 10
 CONFIG = StrategyConfig(swing_length=SWING)
-LIVE_HISTORY = {"1d": 400, "4h": 600, "1h": 1000}  # schemas.config.OhlcvConfig defaults
+LIVE_HISTORY = HISTORY_BARS  # what a live store holds for a new market
 
 
 def tile(frame: pl.DataFrame, bars: int) -> pl.DataFrame:
