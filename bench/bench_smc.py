@@ -43,14 +43,16 @@ import polars as pl
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from core.smc import compute_features, evaluate_markets, resample_1h_to_4h  # noqa: E402
+from core.smc import compute_features, evaluate_markets, resample  # noqa: E402
+from core.smc.timeframes import data_end  # noqa: E402
+from schemas.config import HISTORY_BARS  # noqa: E402
 from schemas.strategy import StrategyConfig  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "binance-usdm"
 RESULTS = REPO / "bench" / "results"
 SWING = 10
 CONFIG = StrategyConfig(swing_length=SWING)
-LIVE_HISTORY = {"1d": 400, "4h": 600, "1h": 1000}  # schemas.config.OhlcvConfig defaults
+LIVE_HISTORY = HISTORY_BARS  # what a live store holds for a new market
 
 
 def tile(frame: pl.DataFrame, bars: int) -> pl.DataFrame:
@@ -138,7 +140,7 @@ def market_candles(folder: Path) -> pl.DataFrame:
         symbol = path.name.removesuffix("_1h.parquet")
         h1 = pl.read_parquet(path).with_columns(pl.col("ts").cast(pl.Datetime("us", "UTC")))
         d1 = pl.read_parquet(path.with_name(symbol + "_1d.parquet"))
-        for tf, f in (("1h", h1), ("4h", resample_1h_to_4h(h1)), ("1d", d1)):
+        for tf, f in (("1h", h1), ("4h", resample(h1, "4h", data_end(h1))), ("1d", d1)):
             parts.append(
                 f.with_columns(
                     pl.col("ts").cast(pl.Datetime("us", "UTC")),

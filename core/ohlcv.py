@@ -56,7 +56,9 @@ def plan_fetches(
 ) -> list[FetchRequest]:
     """The requests that bring every (symbol, timeframe) up to `now`, plus open gaps.
 
-    A series whose next candle has not closed yet gets no request at all.
+    A new series asks for `history_bars[timeframe]` closed candles (OhlcvConfig has one
+    for every timeframe, proven at config load to cover what a cycle reads). A series
+    whose next candle has not closed yet gets no request at all.
     """
     wanted = set(symbols)
     plan: list[FetchRequest] = []
@@ -65,7 +67,7 @@ def plan_fetches(
             step = step_of(tf)
             last = last_stored.get((symbol, tf))
             if last is None:
-                since = floor_time(now, tf) - step * history_bars.get(tf, 500)
+                since = floor_time(now, tf) - step * history_bars[tf]
                 plan.append(FetchRequest(symbol, tf, since, now, FetchKind.INITIAL))
             elif last + 2 * step <= now:  # the candle after `last` has closed
                 plan.append(FetchRequest(symbol, tf, last + step, now, FetchKind.INCREMENTAL))

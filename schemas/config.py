@@ -12,7 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from schemas.base import Frozen
 from schemas.execution import ExecutionConfig
@@ -246,22 +246,36 @@ class VenueConfig(Frozen):
         return self
 
 
+HISTORY_BARS: dict[str, int] = {"1d": 1200, "4h": 600, "1h": 1000}
+
+
 class OhlcvConfig(Frozen):
     timeframes: tuple[str, ...] = Field(("1d", "4h", "1h"), description="timeframes kept")
     history_bars: dict[str, int] = Field(
-        default_factory=lambda: {"1d": 400, "4h": 600, "1h": 1000},
-        description="bars fetched for a market seen for the first time",
+        default_factory=lambda: dict(HISTORY_BARS),
+        description="bars fetched for a market seen for the first time (a timeframe left "
+        "out keeps its default); must cover strategy.window_bars of that timeframe",
     )
     max_concurrency: int = Field(4, ge=1, le=32, description="parallel market fetches")
     page_limit: int = Field(2000, ge=10, le=5000, description="candles per venue request")
 
+    @field_validator("history_bars", mode="before")
+    @classmethod
+    def _every_timeframe_has_history(cls, value: Any) -> Any:
+        """An override of one timeframe keeps the others' defaults (never a silent 500)."""
+        return {**HISTORY_BARS, **value} if isinstance(value, dict) else value
+
     @model_validator(mode="after")
     def _known_timeframes(self) -> OhlcvConfig:
         unknown = [tf for tf in self.timeframes if tf not in TIMEFRAME_SECONDS]
+        unknown += [tf for tf in self.history_bars if tf not in TIMEFRAME_SECONDS]
         if unknown:
             raise ValueError(
-                f"ohlcv.timeframes {unknown} unknown: use some of {sorted(TIMEFRAME_SECONDS)}"
+                f"ohlcv timeframes {unknown} unknown: use some of {sorted(TIMEFRAME_SECONDS)}"
             )
+        short = {tf: n for tf, n in self.history_bars.items() if n < 1}
+        if short:
+            raise ValueError(f"ohlcv.history_bars {short}: fetch at least one bar")
         return self
 
 
@@ -280,6 +294,39 @@ class AppConfig(Frozen):
     cycle: CycleConfig = Field(default_factory=CycleConfig)
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+
+    @model_validator(mode="after")
+    def _prove_history_relations(self) -> AppConfig:
+        problems = _history_violations(self.ohlcv, self.strategy)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def _history_violations(ohlcv: OhlcvConfig, strategy: StrategyConfig) -> list[str]:
+    """Each timeframe whose first load is shorter than what a cycle reads of it.
+
+    A market seen for the first time loads ohlcv.history_bars bars; a cycle computes
+    strategy.window_bars of them. With less stored than read, the first bars stored
+    stand in for the market's first candles and the decision (the daily EMA, seeded
+    on its calendar grid) depends on the day the bot started.
+    """
+    needs = {
+        "1d": "strategy.bias_window_bars ({n}: the daily EMA's memory, 2 x ema_period x "
+        "ema_warmup_periods)",
+    }
+    problems = []
+    for tf in ohlcv.timeframes:
+        loaded, read = ohlcv.history_bars[tf], strategy.window_bars(tf)
+        if loaded < read:
+            need = needs.get(tf, "strategy.incremental_window_bars ({n})").format(n=read)
+            problems.append(
+                f"ohlcv.history_bars[{tf!r}] ({loaded}) must be >= {need}: a new market would "
+                "load less history than a cycle reads, so its decisions would depend on the "
+                f"day the bot started; raise ohlcv.history_bars[{tf!r}] or shorten that "
+                "strategy window in config.yaml"
+            )
+    return problems
 
 
 class Secrets(Frozen):

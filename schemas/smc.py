@@ -110,7 +110,11 @@ class GateTrace(pa.DataFrameModel):
     reward_risk: float = _nullable()
     score: float = pa.Field(nullable=True, ge=0, le=1)
     tier: str = pa.Field(nullable=True)
-    problem: str = pa.Field(nullable=True, description="why the candles were unusable")
+    problem: str = pa.Field(
+        nullable=True,
+        description="BAD_DATA: why the candles were unusable; INSUFFICIENT_HISTORY: what "
+        "history the market lacks (daily EMA warm-up, EMA seed not loaded, no 4H/1H ATR)",
+    )
     daily_known_at: UtcTs = pa.Field(nullable=True)  # type: ignore[valid-type]
     h4_known_at: UtcTs = pa.Field(nullable=True)  # type: ignore[valid-type]
     h1_known_at: UtcTs = pa.Field(nullable=True)  # type: ignore[valid-type]

@@ -10,6 +10,8 @@ from pydantic import Field, model_validator
 
 from schemas.base import Frozen
 
+BIAS_TIMEFRAME = "1d"  # the daily bias: its EMA needs a far longer window than structure
+
 
 class StrategyConfig(Frozen):
     # -- swings and market structure ---------------------------------------
@@ -200,3 +202,17 @@ class StrategyConfig(Frozen):
     def bias_window_bars(self) -> int:
         """Daily bars the cycle recomputes: the EMA's whole memory (the bias needs it)."""
         return max(self.incremental_window_bars, self.feature_memory_bars)
+
+    @property
+    def bias_warmup_bars(self) -> int:
+        """Daily bars a market must have had since its first candle before its EMA, and so
+        its bias, counts: one EMA period. Before it the market is INSUFFICIENT_HISTORY."""
+        return self.ema_period
+
+    def window_bars(self, timeframe: str) -> int:
+        """Closed bars per market a cycle computes on `timeframe`: bias_window_bars on the
+        daily bias timeframe, incremental_window_bars on the structure timeframes. A store
+        must hold at least this much history for a decision not to depend on its age."""
+        if timeframe == BIAS_TIMEFRAME:
+            return self.bias_window_bars
+        return self.incremental_window_bars

@@ -37,12 +37,9 @@ class SignalResult:
 
 
 def windows(ctx: CycleContext, config: StrategyConfig) -> dict[str, object]:
-    """The bounded history each timeframe needs: the engine's incremental window."""
-    # The daily bias needs a longer window than structure (the EMA's re-seeding memory).
-    bars = {tf: config.incremental_window_bars for tf in TIMEFRAME_SECONDS}
-    bars["1d"] = config.bias_window_bars
+    """The bounded history each timeframe needs: the engine's window (config.window_bars)."""
     return {
-        tf: ctx.decision_time - timedelta(seconds=seconds * (bars[tf] + 1))
+        tf: ctx.decision_time - timedelta(seconds=seconds * (config.window_bars(tf) + 1))
         for tf, seconds in TIMEFRAME_SECONDS.items()
     }
 

@@ -6,7 +6,8 @@
 
     trader signals --data-dir DIR [--from ISO] [--to ISO] -o OUT.parquet
         a bar-by-bar historical scan of every market in DIR ({SYMBOL}USDT_1h
-        and _1d parquet files; 4h resampled from 1h): one decision per market
+        and _1d parquet files; 4h resampled from 1h as the replay venue does):
+        one decision per market
         at every 1h close. Writes the signals to OUT.parquet and the gate trace
         (one row per market per decision) to OUT.gate_trace.parquet.
 
@@ -23,9 +24,9 @@ from pathlib import Path
 import polars as pl
 
 from core.errors import DataError
-from core.smc import compute_features, resample_1h_to_4h, scan_signals
+from core.smc import compute_features, scan_signals
 from core.smc.inputs import checked_ohlcv
-from core.smc.timeframes import TIMEFRAMES, TS_DTYPE
+from core.smc.timeframes import TIMEFRAMES, TS_DTYPE, data_end, resample
 from schemas.strategy import StrategyConfig
 from trader.settings import load_config
 
@@ -61,14 +62,18 @@ def load_data_dir(folder: Path) -> pl.DataFrame:
             f"no *{HOURLY_SUFFIX} files: the folder needs {{SYMBOL}}USDT_1h.parquet "
             "and {SYMBOL}USDT_1d.parquet per market",
         )
-    parts = []
+    pairs = []
     for path in hourly:
         symbol = path.name.removesuffix(HOURLY_SUFFIX)
         daily = path.with_name(symbol + DAILY_SUFFIX)
         if not daily.is_file():
             raise DataError(str(daily), f"missing: {path.name} needs its daily twin {daily.name}")
-        h1 = read_ohlcv_parquet(path)
-        frames = {"1h": h1, "4h": resample_1h_to_4h(h1), "1d": read_ohlcv_parquet(daily)}
+        pairs.append((symbol, read_ohlcv_parquet(path), read_ohlcv_parquet(daily)))
+    # One horizon for every market, as the replay venue's clock: a 4h bucket counts once closed.
+    end = max(data_end(h1) for _, h1, _ in pairs)
+    parts = []
+    for symbol, h1, d1 in pairs:
+        frames = {"1h": h1, "4h": resample(h1, "4h", end), "1d": d1}
         parts += [
             f.select("ts", "open", "high", "low", "close", "volume").with_columns(
                 symbol=pl.lit(symbol), timeframe=pl.lit(tf)

@@ -2,7 +2,8 @@
 
 Files: `{SYMBOL}USDT_1h.parquet` and `{SYMBOL}USDT_1d.parquet` with columns ts
 (UTC, candle open), open, high, low, close, volume. 4h candles are resampled
-from 1h. The clock advances one hour per cycle.
+from 1h by the one rule venues and strategy share (core/smc/timeframes.py:
+resample). The clock advances one hour per cycle.
 
 The files carry prices only, so this venue states its assumptions about the
 rest: tick = five significant digits of the first price, lot worth about a
@@ -24,6 +25,7 @@ import numpy as np
 import polars as pl
 
 from core.errors import DataError, VenueError
+from core.smc.timeframes import resample
 from schemas.config import TIMEFRAME_SECONDS
 from venues.base import (
     OHLCV_COLUMNS,
@@ -34,7 +36,6 @@ from venues.base import (
     assumed_market,
     empty_ohlcv,
 )
-from venues.sim import resample
 
 STEP = timedelta(hours=1)
 DEFAULT_WARMUP = timedelta(days=250)  # the daily 200 EMA needs 200 closed days first
@@ -119,29 +120,39 @@ def read_folder(data_dir: Path) -> ReplayFolder:
             f"replay data folder {data_dir} does not exist; pass --data-dir or set "
             "SMC_TRADER_DATA_DIR to a folder of {SYMBOL}USDT_1h.parquet files"
         )
-    out: dict[str, dict[str, pl.DataFrame]] = {}
+    hourly: dict[str, pl.DataFrame] = {}
     problems: dict[str, str] = {}
     notes: dict[str, str] = {}
     for hourly_path in sorted(data_dir.glob("*USDT_1h.parquet")):
         base = hourly_path.name.removesuffix("USDT_1h.parquet")
+        try:
+            hourly[base] = _read(hourly_path)
+        except ReplayDataError as exc:
+            problems[base] = str(exc)
+            log.warning("REPLAY_DATA_PROBLEM %s: %s; market left out", base, exc)
+    if not hourly:
+        found = "; ".join(problems.values()) or "no *USDT_1h.parquet files found"
+        raise ReplayDataError(f"{data_dir}: no usable market ({found})")
+    # Buckets close on the replay's clock, which runs to the folder's last hourly close.
+    end = max(frame["ts"][-1] for frame in hourly.values()) + STEP
+    out: dict[str, dict[str, pl.DataFrame]] = {}
+    for base, h1 in hourly.items():
         daily_path = data_dir / f"{base}USDT_1d.parquet"
         try:
-            hourly = _read(hourly_path)
-            daily = _read(daily_path) if daily_path.exists() else resample(hourly, "1d")
+            daily = _read(daily_path) if daily_path.exists() else resample(h1, "1d", end)
         except ReplayDataError as exc:
             problems[base] = str(exc)
             log.warning("REPLAY_DATA_PROBLEM %s: %s; market left out", base, exc)
             continue
         said = [] if daily_path.exists() else [f"no {daily_path.name}: daily candles resampled"]
-        gaps = _gaps(hourly)
+        gaps = _gaps(h1)
         if gaps:
             said.append(gaps)
         if said:
             notes[base] = "; ".join(said)
-        out[base] = {"1h": hourly, "4h": resample(hourly, "4h"), "1d": daily}
+        out[base] = {"1h": h1, "4h": resample(h1, "4h", end), "1d": daily}
     if not out:
-        found = "; ".join(problems.values()) or "no *USDT_1h.parquet files found"
-        raise ReplayDataError(f"{data_dir}: no usable market ({found})")
+        raise ReplayDataError(f"{data_dir}: no usable market ({'; '.join(problems.values())})")
     return ReplayFolder(out, problems, notes)
 
 
@@ -150,8 +161,7 @@ def _gaps(hourly: pl.DataFrame) -> str | None:
     holes = hourly.filter(pl.col("ts").diff() > STEP)
     if holes.height == 0:
         return None
-    longest = steps.max()
-    return f"{holes.height} gap(s) in the hourly candles, the longest {longest}"
+    return f"{holes.height} gap(s) in the hourly candles, the longest {steps.max()}"
 
 
 def load_folder(data_dir: Path) -> dict[str, dict[str, pl.DataFrame]]:

@@ -22,6 +22,7 @@ import numpy as np
 import polars as pl
 
 from core.errors import DataError, VenueError
+from core.smc.timeframes import resample
 from schemas.config import TIMEFRAME_SECONDS
 from venues.base import (
     MarketInfo,
@@ -188,27 +189,14 @@ def generate_hourly(market: SimMarket, seed: int, index: int, hours: int) -> pl.
     )
 
 
-def resample(hourly: pl.DataFrame, timeframe: str) -> pl.DataFrame:
-    """4h/1d candles from hourly ones: open first, high max, low min, close last, volume sum."""
-    if timeframe == "1h":
-        return hourly
-    every = {"4h": "4h", "1d": "1d"}[timeframe]
-    return hourly.group_by_dynamic("ts", every=every, closed="left", label="left").agg(
-        pl.col("open").first(),
-        pl.col("high").max(),
-        pl.col("low").min(),
-        pl.col("close").last(),
-        pl.col("volume").sum(),
-    )
-
-
 @lru_cache(maxsize=4)
 def _universe(seed: int, count: int) -> tuple[list[SimMarket], dict[str, dict[str, pl.DataFrame]]]:
     markets = build_markets(seed, count)
     frames: dict[str, dict[str, pl.DataFrame]] = {}
     for i, market in enumerate(markets):
         hourly = generate_hourly(market, seed, i, HORIZON_HOURS)
-        frames[market.info.symbol] = {tf: resample(hourly, tf) for tf in TIMEFRAME_SECONDS}
+        end = EPOCH + timedelta(hours=HORIZON_HOURS)
+        frames[market.info.symbol] = {tf: resample(hourly, tf, end) for tf in TIMEFRAME_SECONDS}
     return markets, frames
 
 

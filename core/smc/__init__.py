@@ -7,7 +7,8 @@ Public API:
   (signals, gate_trace);
 - scan_signals(candles, decision_times, config, markets=None): the same for
   many decision times at once (historical scan);
-- resample_1h_to_4h(hourly): 4h candles from complete hourly buckets;
+- resample(hourly, timeframe, closed_by): 4h/1d candles from hourly ones, the one
+  rule venues and strategy share (every closed bucket with at least one hour);
 - Reason, GateOutcome, Regime: the closed vocabularies.
 
 Time: a candle's ts is its open; a fact is usable from its `known_at`. Every
@@ -19,7 +20,7 @@ fib); regimes are defined in core/smc/regime.py.
 from core.smc.engine import evaluate_markets, scan_signals
 from core.smc.features import compute_features, features_by_market
 from core.smc.reasons import GateOutcome, Reason, Regime
-from core.smc.timeframes import resample_1h_to_4h
+from core.smc.timeframes import resample
 
 __all__ = [
     "GateOutcome",
@@ -28,6 +29,6 @@ __all__ = [
     "compute_features",
     "evaluate_markets",
     "features_by_market",
-    "resample_1h_to_4h",
+    "resample",
     "scan_signals",
 ]

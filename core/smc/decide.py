@@ -3,7 +3,8 @@
 Each decision row (symbol, ts) is aligned (mtf), gated (gates, momentum),
 scored (score) and split into the two outputs: signals (rows that passed every
 gate of a strategy) and the gate trace (every row, with every gate's outcome
-and the first failing reason).
+and the first failing reason; `problem` says what was wrong with a BAD_DATA
+market's candles or what an INSUFFICIENT_HISTORY market lacks).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from core.smc.gates import (
     SMC_GATES,
     data_gates,
     gate_outcomes,
+    history_problem,
     pick,
     smc_reason,
     structure_columns,
@@ -192,9 +194,15 @@ def decide(
     problems: pl.DataFrame,
     config: StrategyConfig,
     markets: pl.DataFrame | None,
+    listings: pl.DataFrame,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(signals, gate_trace) for every decision row; never raises for one market's data."""
-    frame = _with_markets(align(decisions, features), problems, markets)
+    """(signals, gate_trace) for every decision row; never raises for one market's data.
+
+    `listings`: symbol, d_first, d_listed (core/smc/engine.py) - what the trace's
+    `problem` says of a market that lacks history.
+    """
+    aligned = align(decisions, features).join(listings, on="symbol", how="left")
+    frame = _with_markets(aligned, problems, markets)
     picked = _pick_map()
     frame = (
         frame.with_columns(data_gates(config))
@@ -207,6 +215,9 @@ def decide(
     if config.momentum:
         frame = frame.with_columns(score_momentum=momentum_score())
     frame = frame.with_columns(_final(config)).with_columns(
+        problem=pl.when(pl.col("reason") == Reason.INSUFFICIENT_HISTORY.value)
+        .then(history_problem(config))
+        .otherwise(pl.col("problem")),
         daily_close=pl.col("d_close"),
         daily_ema=pl.col("d_ema"),
         daily_known_at=pl.col("d_known_at"),

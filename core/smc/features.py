@@ -11,6 +11,9 @@ Every feature is a pure function of the `config.feature_memory_bars` bars up to
 it (see indicators, structure, zones), and every feature but the EMA (and the
 bias from it) of the `config.structure_memory_bars` bars up to it: computing on
 a window that long gives the same last row, bit for bit, as a full recompute.
+The EMA also depends on the market's listing (its first candle): it is seeded
+there when the listing is more recent than its calendar seed, and it counts
+only `bias_warmup_bars` after it.
 """
 
 from __future__ import annotations
@@ -142,18 +145,21 @@ def _structure(frame: pl.DataFrame, starts: np.ndarray, config: StrategyConfig) 
 
 
 def _sequential(
-    frame: pl.DataFrame, starts: np.ndarray, config: StrategyConfig, with_ema: bool
+    frame: pl.DataFrame, starts: np.ndarray, config: StrategyConfig, listed: np.ndarray | None
 ) -> pl.DataFrame:
-    """Stage 2, numba: ATR, EMA, zones, structure (indices stay raw, -1 = none)."""
+    """Stage 2, numba: ATR, EMA (when `listed` is given), zones, structure (indices stay
+    raw, -1 = none)."""
     pos = frame["_pos"].to_numpy()
     atr = window_mean(frame["_tr"].to_numpy(), pos, config.atr_period)
-    if with_ema:
+    if listed is not None:
         ema = anchored_ema(
             frame["close"].to_numpy(),
             frame["_bar_no"].to_numpy(),
             starts,
+            listed,
             config.ema_period,
             config.ema_block_bars,
+            config.bias_warmup_bars,
         )
     else:
         ema = np.full(frame.height, np.nan)
@@ -287,15 +293,21 @@ def features_of_blocks(
     config: StrategyConfig,
     *,
     ema: bool = True,
+    listed: np.ndarray | None = None,
 ) -> pl.DataFrame:
     """features_by_market for a frame already laid out in market blocks (core/smc/windows).
 
     ema=False leaves `ema` and `bias` null: their memory (feature_memory_bars) is
-    far longer than every other feature's (structure_memory_bars).
+    far longer than every other feature's (structure_memory_bars). `listed[g]`
+    says whether market g's block begins at its first candle (its listing) or
+    was cut from a longer history (default: every block is a whole history);
+    the EMA is seeded at a listing, never at a cut (core/smc/indicators.py).
     """
     frame = frame.select("symbol", *OHLCV).with_columns(
         _pos=pl.Series(positions(starts, frame.height))
     )
+    if ema and listed is None:
+        listed = np.ones(len(starts) - 1, dtype=np.bool_)
     frame = _bar_locals(frame, timeframe, config)
-    frame = _sequential(frame, starts, config, ema)
+    frame = _sequential(frame, starts, config, listed if ema else None)
     return _finish(frame, config).select(FEATURE_COLUMNS).collect()

@@ -51,6 +51,57 @@ def data_gates(config: StrategyConfig) -> list[pl.Expr]:
     ]
 
 
+def _day(ts: pl.Expr) -> pl.Expr:
+    return ts.dt.strftime("%Y-%m-%d")
+
+
+def history_problem(config: StrategyConfig) -> pl.Expr:
+    """Why history_ok failed, per timeframe, in words (null when it did not).
+
+    Reads d_first / d_listed (the market's first daily candle and whether it is its
+    listing, core/smc/engine.py) beside the aligned columns.
+    """
+    warmup = config.bias_warmup_bars
+    daily_ts = pl.col("d_known_at") - duration("1d")
+    days = ((daily_ts - pl.col("d_first")).dt.total_days() + 1).cast(pl.String)
+    ready = pl.col("d_first") + duration("1d") * warmup
+    warming = pl.col("d_listed").fill_null(False) & (
+        (daily_ts - pl.col("d_first")).dt.total_days() + 1 < warmup
+    )
+    daily = (
+        pl.when(pl.col("d_known_at").is_null())
+        .then(pl.lit("1d: no closed daily candle yet"))
+        .when(pl.col("d_ema").is_not_null())
+        .then(pl.lit(None, pl.String))
+        .when(warming)
+        .then(
+            pl.lit("1d: daily EMA warming up, ")
+            + days
+            + pl.lit(f" of {warmup} days since the first daily candle (")
+            + _day(pl.col("d_first"))
+            + pl.lit("); the bias counts from ")
+            + _day(ready)
+        )
+        .otherwise(
+            pl.lit("1d: daily candles before ")
+            + _day(pl.col("d_first"))
+            + pl.lit(
+                f" are not loaded and the EMA's seed lies before it: a cycle needs "
+                f"{config.bias_window_bars} daily candles (ohlcv.history_bars['1d'])"
+            )
+        )
+    )
+    parts = [daily]
+    for tf, prefix in (("4h", "h4_"), ("1h", "h1_")):
+        parts.append(
+            pl.when(pl.col(prefix + "known_at").is_null())
+            .then(pl.lit(f"{tf}: no closed candle yet"))
+            .when(pl.col(prefix + "atr").is_null())
+            .then(pl.lit(f"{tf}: fewer than {config.atr_period + 1} candles (the ATR's)"))
+        )
+    return pl.concat_str(parts, separator="; ", ignore_nulls=True)
+
+
 def pick(name: str) -> pl.Expr:
     """The structure timeframe's column: 1H only when 4H failed and 1H was accepted."""
     return (

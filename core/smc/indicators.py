@@ -14,7 +14,11 @@ it). That is why:
   of the previous grid block of `ema_period * ema_warmup_periods` bars. Every
   value therefore sees between one and two blocks of history (with the default
   3 periods the weight left out is below 0.25 %), and the block edges are fixed
-  by the bar's own timestamp, not by where the data starts.
+  by the bar's own timestamp, not by where the data starts. A market listed
+  after a value's seed is seeded at its listing (its first candle); a frame
+  that starts later than a seed without starting at the listing gives no
+  value there rather than one seeded wherever the loaded rows begin. The
+  EMA counts from `warmup` bars after the listing (StrategyConfig.bias_warmup_bars).
 
 Multi-market frames are handled with `pos` (the bar's index inside its market)
 instead of `.over()`: a shifted value is used only where `pos` says it belongs
@@ -58,12 +62,25 @@ def window_mean(values: np.ndarray, pos: np.ndarray, period: int) -> np.ndarray:
 
 @numba.njit(cache=True)
 def anchored_ema(
-    values: np.ndarray, bar_no: np.ndarray, starts: np.ndarray, period: int, block: int
+    values: np.ndarray,
+    bar_no: np.ndarray,
+    starts: np.ndarray,
+    listed: np.ndarray,
+    period: int,
+    block: int,
+    warmup: int,
 ) -> np.ndarray:
     """Adjusted EMA re-seeded at the start of the block before each bar's block.
 
     `bar_no` is the bar's absolute index (epoch time // bar length), `starts` the
-    first row of each market plus the end. NaN until `period` bars of the market.
+    first row of each market plus the end, `listed[g]` True when market g's rows
+    begin at its first candle (its listing). A value is seeded at its calendar
+    seed, or at the listing when the market listed after it; it is NaN
+    - while the market is warming up: fewer than `warmup` bars since its listing
+      (counted on the calendar, so a hole does not move the end of the warm-up);
+    - when the seed lies before the market's first row and those rows are not the
+      listing: the history the value needs is not here, and seeding at whatever
+      row comes first would make it depend on how much history was loaded.
     """
     n = values.shape[0]
     out = np.full(n, np.nan)
@@ -76,16 +93,21 @@ def anchored_ema(
             j = i
             while j < e and bar_no[j] // block == blk:
                 j += 1
-            # Seed at the first bar of the previous block (or the market's first bar).
+            seed = (blk - 1) * block
+            if seed < bar_no[s] and not listed[g]:
+                i = j  # the seed's candles were not loaded: unknown, not guessed
+                continue
+            # Seed at the first bar of the previous block (or the market's listing).
             r = i
-            while r > s and bar_no[r - 1] >= (blk - 1) * block:
+            while r > s and bar_no[r - 1] >= seed:
                 r -= 1
             num = 0.0
             den = 0.0
             for k in range(r, j):
                 num = values[k] + w * num
                 den = 1.0 + w * den
-                if k >= i and k - s + 1 >= period:
+                # Unlisted rows: bar k is >= block bars past a listing before s.
+                if k >= i and (not listed[g] or bar_no[k] - bar_no[s] + 1 >= warmup):
                     out[k] = num / den
             i = j
     return out

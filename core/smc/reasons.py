@@ -14,7 +14,9 @@ class Reason(StrEnum):
 
     MARKET_NOT_TRADEABLE = "MARKET_NOT_TRADEABLE"  # absent from the registry, or tier REJECT
     BAD_DATA = "BAD_DATA"  # NaN, non-positive price, high < low, duplicate or unordered ts
-    INSUFFICIENT_HISTORY = "INSUFFICIENT_HISTORY"  # no 200-bar daily EMA, or no 4H/1H bars yet
+    # Daily EMA warming up (bias_warmup_bars since the first daily candle) or its seed not
+    # loaded, or no 4H/1H ATR yet: the trace's `problem` says which.
+    INSUFFICIENT_HISTORY = "INSUFFICIENT_HISTORY"
     STALE_DATA = "STALE_DATA"  # the last closed bar is older than stale_after_bars
     NO_DAILY_BIAS = "NO_DAILY_BIAS"  # daily close exactly on its EMA
     STRUCTURE_4H_REQUIRED = "4H_STRUCTURE_REQUIRED"

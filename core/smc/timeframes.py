@@ -1,11 +1,11 @@
-"""Timeframes, candle closing times and the 1h -> 4h resampling.
+"""Timeframes, candle closing times and the one resampling rule (venues and strategy).
 
 A candle's `ts` is its open; it is closed, and may be used, from ts + timeframe.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import polars as pl
 
@@ -29,27 +29,40 @@ def duration(timeframe: str) -> timedelta:
         ) from None
 
 
-def resample_1h_to_4h(hourly: pl.DataFrame) -> pl.DataFrame:
-    """4h candles from 1h ones (per symbol if a `symbol` column exists).
+def resample(hourly: pl.DataFrame, timeframe: str, closed_by: datetime) -> pl.DataFrame:
+    """`timeframe` candles (1h, 4h or 1d) from hourly ones, per symbol if a `symbol` column exists.
 
-    ts is the 4-hour bucket's open (buckets aligned to 00:00 UTC); open first,
-    high max, low min, close last, volume sum. A bucket with fewer than 4 hourly
-    candles is dropped: it is either not closed yet or has a hole, and a 4h
-    candle built from part of its hours would be a different candle.
+    The rule, the same for every venue and for the strategy: a bucket (4 hours,
+    or a UTC day; aligned to 00:00 UTC, ts = the bucket's open) gives a candle
+    once it has CLOSED by `closed_by` and holds at least one hourly candle,
+    built from the hours it holds: open of the first, high max, low min, close
+    of the last, volume sum. So a market listing at 10:00 has an 08:00 candle
+    from 10:00 to 12:00, and a bucket with a missing hour still has its candle,
+    as an exchange's own 4h and daily candles do (Binance's daily files start
+    with the partial listing day). A bucket that has not closed by `closed_by`
+    is never returned, however many of its hours are in: it is in progress.
+    Returns columns [symbol,] ts, open, high, low, close, volume, sorted. Refuses
+    an unknown timeframe (DataError).
     """
-    by = ["symbol"] if "symbol" in hourly.columns else None
-    out = (
-        hourly.sort([*(by or []), "ts"])
-        .group_by_dynamic("ts", every="4h", group_by=by, closed="left", label="left")
-        .agg(
+    length = duration(timeframe)
+    by = ["symbol"] if "symbol" in hourly.columns else []
+    ordered = hourly.sort([*by, "ts"])
+    if timeframe == "1h":
+        out = ordered.select(*by, "ts", "open", "high", "low", "close", "volume")
+    else:
+        out = ordered.group_by_dynamic(
+            "ts", every=timeframe, group_by=by or None, closed="left", label="left"
+        ).agg(
             pl.col("open").first(),
             pl.col("high").max(),
             pl.col("low").min(),
             pl.col("close").last(),
             pl.col("volume").sum(),
-            pl.len().alias("_n"),
         )
-        .filter(pl.col("_n") == 4)
-        .drop("_n")
-    )
-    return out.sort([*(by or []), "ts"])
+    # The in-progress bucket: its last hours may still come, so it is not a candle yet.
+    return out.filter(pl.col("ts") + length <= closed_by).sort([*by, "ts"])
+
+
+def data_end(hourly: pl.DataFrame) -> datetime:
+    """The close of the last hourly candle: the time a finished history is complete to."""
+    return hourly["ts"].max() + TIMEFRAMES["1h"]  # type: ignore[operator]

@@ -158,3 +158,45 @@ def test_parameter_reference_document_is_generated_from_the_models():
     assert (REPO / "docs/CONFIG.md").read_text() == parameter_table(), (
         "docs/CONFIG.md is stale: run `make reference`"
     )
+
+
+def test_the_shipped_configuration_loads_at_least_the_history_every_cycle_reads():
+    config = load_config(REPO / "configs")
+    for tf in config.ohlcv.timeframes:
+        assert config.ohlcv.history_bars[tf] >= config.strategy.window_bars(tf)
+    assert config.ohlcv.history_bars["1d"] >= config.strategy.bias_window_bars == 1200
+
+
+@pytest.mark.parametrize(
+    ("config", "names"),
+    [
+        # The old default: a new market loaded 400 days while the EMA reads 1200.
+        (
+            {"ohlcv": {"history_bars": {"1d": 400}}},
+            ("ohlcv.history_bars['1d'] (400)", "strategy.bias_window_bars (1200"),
+        ),
+        # A longer EMA without the history it needs.
+        (
+            {"strategy": {"ema_period": 250}},
+            ("ohlcv.history_bars['1d'] (1200)", "strategy.bias_window_bars (1500"),
+        ),
+        (
+            {"ohlcv": {"history_bars": {"4h": 599}}},
+            ("ohlcv.history_bars['4h'] (599)", "strategy.incremental_window_bars (600)"),
+        ),
+    ],
+)
+def test_history_shorter_than_a_cycle_reads_is_refused_at_load_naming_both_parameters(
+    tmp_path, config, names
+):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, config=config))
+    message = str(err.value)
+    assert "config.yaml" in message and "day the bot started" in message
+    for name in names:
+        assert name in message
+
+
+def test_overriding_one_timeframes_history_keeps_the_others_defaults(tmp_path):
+    config = load_config(write(tmp_path, config={"ohlcv": {"history_bars": {"1d": 1500}}}))
+    assert config.ohlcv.history_bars == {"1d": 1500, "4h": 600, "1h": 1000}

@@ -8,7 +8,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from core.smc import compute_features, resample_1h_to_4h
+from core.smc import compute_features, resample
+from core.smc.timeframes import data_end
 from schemas.strategy import StrategyConfig
 
 
@@ -84,9 +85,10 @@ def test_compiled_structure_equals_the_plain_python_reference(
     real_data_dir: Path, symbol: str, timeframe: str, swing_length: int
 ) -> None:
     hourly = pl.read_parquet(real_data_dir / f"{symbol}_1h.parquet")
+    utc = hourly.with_columns(pl.col("ts").cast(pl.Datetime("us", "UTC")))
     candles = {
         "1h": hourly,
-        "4h": resample_1h_to_4h(hourly.with_columns(pl.col("ts").cast(pl.Datetime("us", "UTC")))),
+        "4h": resample(utc, "4h", data_end(utc)),
         "1d": pl.read_parquet(real_data_dir / f"{symbol}_1d.parquet"),
     }[timeframe]
     config = StrategyConfig(swing_length=swing_length)
