@@ -109,9 +109,9 @@ class ReplayFolder:
     notes: dict[str, str]  # base -> what was assumed (a daily file resampled, gaps)
 
 
-@lru_cache(maxsize=4)
 def read_folder(data_dir: Path) -> ReplayFolder:
     """Every {BASE}USDT_1h.parquet in the folder; one bad market never stops the others.
+    Read once per process while its files are unchanged (names, sizes, modification times).
 
     Refuses (ReplayDataError) a missing folder, a folder without hourly files, and one in
     which no market is usable (naming every problem)."""
@@ -120,6 +120,14 @@ def read_folder(data_dir: Path) -> ReplayFolder:
             f"replay data folder {data_dir} does not exist; pass --data-dir or set "
             "SMC_TRADER_DATA_DIR to a folder of {SYMBOL}USDT_1h.parquet files"
         )
+    files = tuple(
+        (p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(data_dir.glob("*.parquet"))
+    )
+    return _read_folder(data_dir, files)
+
+
+@lru_cache(maxsize=4)
+def _read_folder(data_dir: Path, _files: tuple[tuple[str, int, int], ...]) -> ReplayFolder:
     hourly: dict[str, pl.DataFrame] = {}
     problems: dict[str, str] = {}
     notes: dict[str, str] = {}
@@ -176,7 +184,9 @@ class ReplayVenue:
 
     def __init__(self, data_dir: Path, start: datetime | None = None) -> None:
         self.data_dir = data_dir
-        self._frames = load_folder(data_dir.resolve())
+        folder = read_folder(data_dir.resolve())
+        self._frames = folder.frames
+        self.problems = dict(folder.problems)  # base -> why its files were left out
         first = min(f["1h"]["ts"][0] for f in self._frames.values())
         self.end = max(f["1h"]["ts"][-1] for f in self._frames.values()) + STEP
         self.clock = SimulatedClock(start or first + DEFAULT_WARMUP, STEP)

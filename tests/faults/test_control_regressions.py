@@ -14,6 +14,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from core.engine.gateway import CANCEL_ATTEMPTS
 from core.orders import OrderStatus, OrderType
 from core.positions import PositionState
 from core.system_state import SystemState
@@ -155,9 +156,10 @@ def test_a_closed_records_exit_that_survived_its_cancel_is_recognised_as_ours_an
     watch = ControlWatch()
     run(account, watch, intents=intents(intent_row(PID)))
     sim.advance(1)
-    sim.faults.inject(FaultKind.SERVER_ERROR, count=1, endpoints=["cancelorder"])
+    # the stop's cancel fails as often as the gateway tries it at once
+    sim.faults.inject(FaultKind.SERVER_ERROR, count=CANCEL_ATTEMPTS, endpoints=["cancelorder"])
     with caplog.at_level(logging.WARNING, logger="smc_trader"):
-        run(account, watch)  # the last TP closes it; the stop's cancel fails once
+        run(account, watch)  # the last TP closes it
     assert record(account).state is PositionState.CLOSED
     messages = [r.getMessage() for r in caplog.records]
     assert any("cancel" in m and "failed" in m for m in messages)

@@ -125,6 +125,17 @@ async def _run_deployment(name: str, parameters: dict | None = None):
         )
 
 
+async def _has_deployment(name: str) -> bool:
+    from prefect.exceptions import ObjectNotFound
+
+    async with get_client() as client:
+        try:
+            await client.read_deployment_by_name(name)
+        except ObjectNotFound:
+            return False
+    return True
+
+
 async def _flow_run(run_id):
     async with get_client() as client:
         return await client.read_flow_run(run_id)
@@ -157,6 +168,9 @@ def test_the_command_the_service_unit_runs_starts_a_cycle_and_stops_quietly_on_c
     try:
         wait_for(lambda: log.exists() and "serving trading-cycle" in log.read_text(), 90,
                  "trader run serving", proc)
+        # "serving" is logged as the deployments are being registered: wait for them
+        wait_for(lambda: asyncio.run(_has_deployment("trading-cycle/cycle")), 60,
+                 "the cycle's deployment registered", proc)
         run = asyncio.run(_run_deployment("trading-cycle/cycle"))
         wait_for(lambda: " CYCLE_END " in log.read_text(), 120, "a served cycle", proc)
         wait_for(lambda: asyncio.run(_flow_run(run.id)).state.is_final(), 60,

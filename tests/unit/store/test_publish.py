@@ -93,7 +93,7 @@ def test_the_read_copy_has_every_table_view_and_macro_of_the_store_with_the_same
         # every table of the store is a view over parquet in the read copy
         assert r_tables == set()
         assert r_views == tables | views
-        assert r_macros == macros == {"why_no_trades_last"}
+        assert r_macros == macros == {"why_no_trades_last", "backtest_why_no_trades"}
         for table in sorted(tables):
             query = f'SELECT count(*) FROM "{table}"'
             assert reader.execute(query).fetchall() == con.execute(query).fetchall(), table

@@ -232,12 +232,25 @@ def test_a_folder_without_hourly_files_is_a_replay_data_error_naming_it(tmp_path
 def test_a_malformed_file_is_a_replay_data_error_naming_the_file(
     tmp_path: Path, name: str, write: Callable[[Path], object], says: str
 ) -> None:
+    # one bad market never stops the others: it is left out, named with its problem
     folder = folder_with(tmp_path, name, write)
-    with pytest.raises(ReplayDataError) as err:
-        ReplayVenue(folder)
-    message = str(err.value)
+    base = name.removesuffix("USDT_1h.parquet").removesuffix("USDT_1d.parquet")
+    if base == "GOOD":  # its daily file is the bad one: nothing usable is left
+        with pytest.raises(ReplayDataError, match="no usable market") as err:
+            ReplayVenue(folder)
+        assert str(folder / name) in str(err.value) and says in str(err.value)
+        return
+    venue = ReplayVenue(folder)
+    message = venue.problems[base]
     assert str(folder / name) in message
     assert says in message
+    symbols = {m.symbol for m in venue.all_markets()}
+    assert f"{base}/USD:USD" not in symbols and "GOOD/USD:USD" in symbols
+    # and a folder with nothing usable is one error naming the file
+    (folder / "GOODUSDT_1h.parquet").unlink()
+    with pytest.raises(ReplayDataError, match="no usable market") as err:
+        ReplayVenue(folder)
+    assert str(folder / name) in str(err.value)
 
 
 @pytest.mark.parametrize(
@@ -274,8 +287,9 @@ def test_an_unusable_hourly_file_is_a_replay_data_error_naming_the_file(
     tmp_path: Path, write: Callable[[Path], object]
 ) -> None:
     folder = folder_with(tmp_path, "BADUSDT_1h.parquet", write)
-    with pytest.raises(ReplayDataError, match=r"BADUSDT_1h\.parquet"):
-        ReplayVenue(folder)
+    venue = ReplayVenue(folder)  # the good market still runs
+    assert "BADUSDT_1h.parquet" in venue.problems["BAD"]
+    assert {m.symbol for m in venue.all_markets()} == {"GOOD/USD:USD"}
 
 
 def test_naive_timestamps_are_read_as_utc(tmp_path: Path) -> None:
