@@ -85,7 +85,7 @@ def cold_start(db: Path) -> tuple[float, float]:
 
 
 def main() -> None:
-    from trader.logs import setup_logging
+    from tasks.logs import setup_logging
 
     work = Path(tempfile.mkdtemp(prefix="bench-cycle-"))
     os.environ["SMC_TRADER_LOG_FILE"] = str(work / "trader.log")

@@ -169,7 +169,7 @@ def old_way(db: Path) -> str:
 
 def main() -> None:
     from store.publish import read_copy_of
-    from trader.logs import setup_logging
+    from tasks.logs import setup_logging
 
     work = Path(tempfile.mkdtemp(prefix="bench-publish-"))
     os.environ["SMC_TRADER_LOG_FILE"] = str(work / "trader.log")

@@ -10,8 +10,8 @@ from core.registry import build_registry
 from store.db import open_store
 from tasks.backfill import backfill_context, backfill_history
 from tasks.cycle_report import publish_read_copy
-from trader.logs import ensure_logging
-from trader.settings import cycle_overrides, load_config, load_secrets
+from tasks.logs import ensure_logging
+from tasks.settings import cycle_overrides, load_config, load_secrets
 from venues.factory import make_venue
 
 

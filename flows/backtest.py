@@ -29,8 +29,8 @@ from tasks.backtest import (
     prepare,
     run_backtest,
 )
-from trader.logs import ensure_logging
-from trader.settings import load_config
+from tasks.logs import ensure_logging
+from tasks.settings import load_config
 
 log = logging.getLogger("smc_trader.backtest")
 

@@ -40,13 +40,13 @@ from tasks.execution import (
     reconcile_task,
     save_order_venue_task,
 )
+from tasks.logs import ensure_logging
 from tasks.markets import discover_markets
 from tasks.ohlcv import refresh_ohlcv
 from tasks.portfolio import active_portfolio, unprotected_positions
 from tasks.safety import check_invariants_task
+from tasks.settings import cycle_overrides, load_config, load_secrets
 from tasks.signals import generate_signals
-from trader.logs import ensure_logging
-from trader.settings import cycle_overrides, load_config, load_secrets
 from venues.base import MarketDataVenue
 from venues.factory import make_venue
 

@@ -8,7 +8,7 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
 from tasks.safety import halt, resume, status
-from trader.settings import load_config
+from tasks.settings import load_config
 
 
 def _db(config_dir: str, db: str | None) -> tuple[Path, object]:

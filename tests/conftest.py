@@ -43,7 +43,7 @@ def real_data_dir() -> Path:
 def _isolated_logging(tmp_path, monkeypatch):
     """Any test that runs `trader` in-process logs into its own tmp file, and the logger
     configuration it changes is restored afterwards (no leak into the next test)."""
-    from trader.logs import LOGGER_ROOTS
+    from tasks.logs import LOGGER_ROOTS
 
     log_file = tmp_path / "trader.log"
     monkeypatch.setenv("SMC_TRADER_LOG_FILE", str(log_file))

@@ -28,7 +28,7 @@ from dotenv import dotenv_values
 from prefect.automations import Automation, EventTrigger, Posture, SendNotification
 
 from schemas.operations import AlertsConfig
-from trader.settings import SecretMaskFilter, load_config
+from tasks.settings import SecretMaskFilter, load_config
 
 log = logging.getLogger("smc_trader.alerts")
 

@@ -17,7 +17,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from trader.settings import load_config
+from tasks.settings import load_config
 
 
 def _iso(text: str) -> datetime:
@@ -62,9 +62,8 @@ class _Bar:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from reports.backtest_text import render_backtest_text
-
     from flows.backtest import run_pipeline
+    from reports.backtest_text import render_backtest_text
     from tasks.backtest import BacktestRequest
 
     config = load_config(args.config)

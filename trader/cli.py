@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from core.errors import ConfigError, TraderError
-from trader.logs import setup_logging
-from trader.settings import config_as_yaml, load_config
+from tasks.logs import setup_logging
+from tasks.settings import config_as_yaml, load_config
 
 log = logging.getLogger("smc_trader.cli")
 
@@ -75,7 +75,7 @@ def cmd_config_reference(args: argparse.Namespace) -> int:
 def _validate_first(args: argparse.Namespace) -> None:
     """Refuse bad configuration before Prefect starts anything."""
     from schemas.config import VenueKind
-    from trader.settings import cycle_overrides
+    from tasks.settings import cycle_overrides
 
     config = load_config(
         args.config,
@@ -87,7 +87,7 @@ def _validate_first(args: argparse.Namespace) -> None:
     if config.venue.kind is VenueKind.KRAKEN and getattr(args, "paper", False):
         log.warning("kraken venue in paper mode: real market data, simulated fills")
     elif config.venue.kind is VenueKind.KRAKEN:
-        from trader.settings import load_secrets
+        from tasks.settings import load_secrets
         from venues.kraken_orders import require_explicit_mode
 
         mode = require_explicit_mode(

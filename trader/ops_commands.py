@@ -7,7 +7,7 @@ import getpass
 import sys
 from pathlib import Path
 
-from trader.settings import load_config
+from tasks.settings import load_config
 
 
 def _db(args: argparse.Namespace) -> tuple[Path, object]:

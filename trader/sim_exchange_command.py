@@ -21,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from trader.settings import DATA_DIR_ENV, SECRET_ENV
+from tasks.settings import DATA_DIR_ENV, SECRET_ENV
 
 DEFAULT_PORT = 8787
 

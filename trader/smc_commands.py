@@ -28,7 +28,7 @@ from core.smc import compute_features, scan_signals
 from core.smc.inputs import checked_ohlcv
 from core.smc.timeframes import TIMEFRAMES, TS_DTYPE, data_end, resample
 from schemas.strategy import StrategyConfig
-from trader.settings import load_config
+from tasks.settings import load_config
 
 HOURLY_SUFFIX = "_1h.parquet"
 DAILY_SUFFIX = "_1d.parquet"

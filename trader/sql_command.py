@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 
 from store.publish import connect_read_copy, read_copy_of
-from trader.settings import load_config
+from tasks.settings import load_config
 
 
 def _db_path(args: argparse.Namespace) -> Path:

@@ -39,9 +39,9 @@ from tasks.allocation import allocate, open_positions
 from tasks.execution import execute, make_order_venue, reconcile_stage, run_kill_switch
 from tasks.markets import discover
 from tasks.safety import evaluate, halt
+from tasks.settings import load_config
 from tests.support.feeds import CandleFeed, hourly_candles
 from trader.cli import main
-from trader.settings import load_config
 from venues.base import SimulatedClock
 from venues.kraken import make_client
 from venues.kraken_orders import KrakenOrderVenue

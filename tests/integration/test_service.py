@@ -24,8 +24,8 @@ from prefect.states import Pending, Running
 
 from flows.deployments import service_deployments
 from store.publish import read_copy_of
+from tasks.logs import setup_logging
 from tests.support.configs import small_config
-from trader.logs import setup_logging
 from trader.service_recovery import recover_unfinished_runs
 
 pytestmark = pytest.mark.integration

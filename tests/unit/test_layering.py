@@ -18,7 +18,7 @@ ALLOWED = {
     "venues": {"venues", "core", "schemas"},
     "store": {"store", "core", "schemas"},
     "tasks": {"tasks", "core", "schemas", "store", "venues", "reports"},
-    "flows": {"flows", "tasks", "core", "schemas", "store", "venues", "trader", "reports"},
+    "flows": {"flows", "tasks", "core", "schemas", "store", "venues", "reports"},  # no CLI
     "trader": PROJECT,
 }
 FORBIDDEN_THIRD_PARTY = {

@@ -10,8 +10,8 @@ import yaml
 
 from core.errors import ConfigError
 from schemas.config import AppConfig, SafetyConfig
+from tasks.settings import load_config
 from trader.cli import main
-from trader.settings import load_config
 
 REPO = Path(__file__).resolve().parents[3]
 

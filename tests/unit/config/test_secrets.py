@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from trader.logs import setup_logging
-from trader.settings import load_secrets
+from tasks.logs import setup_logging
+from tasks.settings import load_secrets
 
 KEY = "pk-test-AbCdEf0123456789"
 SECRET = "c2VjcmV0LXZhbHVlLW5vYm9keS1zaG91bGQtc2Vl"

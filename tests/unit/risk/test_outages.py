@@ -14,6 +14,7 @@ from core.risk import apply_risk
 from schemas.allocation import Adjustment, IntentStatus, Reason
 from schemas.config import SafetyConfig
 from schemas.risk import RiskConfig
+from tasks.settings import load_config
 from tests.unit.risk.conftest import (
     CYCLE,
     NOW,
@@ -25,7 +26,6 @@ from tests.unit.risk.conftest import (
     signal,
     signals_frame,
 )
-from trader.settings import load_config
 
 SYMBOLS = [f"C{i}/USD:USD" for i in range(6)]
 MARKETS = markets_frame([market(s) for s in SYMBOLS])

@@ -12,7 +12,7 @@ import logging.handlers
 import os
 from pathlib import Path
 
-from trader.settings import SecretMaskFilter
+from tasks.settings import SecretMaskFilter
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 # Our modules log under "smc_trader.*" or their module path (core.*, tasks.*, ...).
