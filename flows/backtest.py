@@ -18,7 +18,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from core.backtest_result import BacktestResult, BacktestRun
-from store.backtests import fail_run, finish_run, start_run
+from store.backtests import BACKTEST_DB, fail_run, finish_run, publish_results, start_run
 from store.db import open_store
 from tasks.backtest import (
     BacktestRequest,
@@ -59,6 +59,7 @@ def run_pipeline(
     except BaseException as exc:
         with open_store(db) as con:
             fail_run(con, run.run_id, f"{type(exc).__name__}: {exc}", datetime.now(UTC))
+            publish_results(con, db)
         raise
     if html is not None:
         call("html_report", _html, (result, request, html))
@@ -77,6 +78,7 @@ def _simulate(
 def _store(db: Path, result: BacktestResult) -> None:
     with open_store(db) as con:
         finish_run(con, result, datetime.now(UTC))
+        publish_results(con, db)
 
 
 def _html(result: BacktestResult, request: BacktestRequest, path: Path) -> Path:
@@ -106,7 +108,7 @@ def backtest(
     config_dir: str = "configs",
     markets: list[str] | None = None,
     equity: float | None = None,
-    db: str = "data/trading.duckdb",
+    db: str = str(BACKTEST_DB),
     html: str | None = None,
 ) -> str:
     """One backtest run; returns the terminal report (also an artifact)."""

@@ -6,13 +6,20 @@ Tables: backtest_runs, backtest_trades, backtest_equity, and per decision
 backtest_gate_trace, backtest_signals, backtest_intents, backtest_fills (the live tables'
 columns plus run_id), so `why_no_trades`-style SQL works on a backtest
 (`SELECT * FROM backtest_why_no_trades('RUN_ID')`).
+
+Backtests keep their own file (BACKTEST_DB), never the trading store: a backtest must not
+take the lock a scheduled cycle needs, nor lose its results to one. After each run the
+file's read copy is published, so `trader sql --db data/backtests.duckdb` never holds the
+file either.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -20,6 +27,10 @@ import polars as pl
 
 from core.backtest_result import BacktestResult, BacktestRun, RunStatus
 from store.db import transaction
+from store.publish import PublishError, publish
+
+log = logging.getLogger("smc_trader.backtest")
+BACKTEST_DB = Path("data/backtests.duckdb")
 
 
 def _json(value: Any) -> str:
@@ -116,3 +127,13 @@ def finish_run(con: duckdb.DuckDBPyConnection, result: BacktestResult, at: datet
             "WHERE run_id = ?",
             [str(RunStatus.COMPLETE), result.run.duration_s, _json(metrics), at, run_id],
         )
+
+
+def publish_results(con: duckdb.DuckDBPyConnection, db: Path) -> None:
+    """Refresh the read copy of the backtest store behind `con`. A failure is logged, never
+    raised: the results are stored, only readers keep the previous copy."""
+    try:
+        publish(con, db)
+    except (PublishError, duckdb.Error, OSError) as exc:
+        log.error("backtest read copy of %s not published (readers keep the previous one): %s",
+                  db, exc)

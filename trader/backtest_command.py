@@ -17,6 +17,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from store.backtests import BACKTEST_DB
 from tasks.settings import load_config
 
 
@@ -95,6 +96,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--config", type=Path, default=None, help="config folder (default: configs)")
     p.add_argument("--markets", type=_markets, default=None, help="base assets, e.g. BTC,ETH")
     p.add_argument("--equity", type=float, default=None, help="starting equity in USD")
-    p.add_argument("--db", type=Path, default=Path("data/trading.duckdb"), help="DuckDB file")
+    p.add_argument("--db", type=Path, default=BACKTEST_DB,
+                   help=f"DuckDB file for results (default {BACKTEST_DB}: never the trading store)")
     p.add_argument("--html", type=Path, default=None, help="write the HTML report here")
     p.set_defaults(func=cmd_backtest)

@@ -3,6 +3,7 @@ loads; the work-pool pull step refuses a missing SMC_TRADER_HOME."""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,13 @@ from prefect.flows import Flow, load_flow_from_entrypoint
 
 from core.errors import ConfigError
 from flows.deployments import service_deployments
+from store.backtests import BACKTEST_DB
 from trader.workpool import enter_home
 
 POOL_SUFFIX = "-pool"
+# Declared for the work pool only: `trader run` serves one run at a time, so a long
+# research run there would hold back the trading cycles.
+RESEARCH = {"backtest"}
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,7 +45,7 @@ def test_served_deployments_match_the_declared_ones_under_other_names():
     served = {d.name: d for d in service_deployments(60, {"config_dir": "configs"})}
     # `prefect deploy --all` must not replace what `trader run` serves (issue 12).
     assert not set(served) & set(declared())
-    assert {f"{name}{POOL_SUFFIX}" for name in served} == set(declared())
+    assert {f"{name}{POOL_SUFFIX}" for name in served} == set(declared()) - RESEARCH
     for name, deployment in served.items():
         assert deployment.entrypoint.endswith(declared()[f"{name}{POOL_SUFFIX}"]["entrypoint"])
     assert served["cycle"].concurrency_options.collision_strategy == "CANCEL_NEW"
@@ -60,3 +65,14 @@ def test_the_pool_pull_step_refuses_a_missing_or_wrong_home(monkeypatch, tmp_pat
     monkeypatch.chdir(tmp_path)
     assert enter_home() == {"directory": str(REPO)}
     assert Path.cwd() == REPO
+
+
+def test_research_deployments_are_unscheduled_and_never_write_the_trading_store():
+    research = {name: d for name, d in declared().items() if name in RESEARCH}
+    assert set(research) == RESEARCH
+    for deployment in research.values():
+        assert not deployment.get("schedules")
+        assert "research" in deployment["tags"]
+    flow = load_flow_from_entrypoint(str(REPO / declared()["backtest"]["entrypoint"]))
+    db_default = inspect.signature(flow.fn).parameters["db"].default
+    assert Path(db_default) == BACKTEST_DB != Path("data/trading.duckdb")
