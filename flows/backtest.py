@@ -29,7 +29,7 @@ from tasks.backtest import (
     prepare,
     run_backtest,
 )
-from tasks.logs import ensure_logging
+from tasks.logs import backtest_log_file, setup_logging
 from tasks.settings import load_config
 
 log = logging.getLogger("smc_trader.backtest")
@@ -114,7 +114,7 @@ def backtest(
     """One backtest run; returns the terminal report (also an artifact)."""
     from reports.backtest_text import render_backtest_text
 
-    ensure_logging()
+    setup_logging(log_file=backtest_log_file())
     request = BacktestRequest(
         data_dir=Path(data_dir),
         config=load_config(Path(config_dir)),

@@ -23,9 +23,22 @@ def default_log_file() -> Path:
     return Path(os.environ.get("SMC_TRADER_LOG_FILE", "logs/trader.log"))
 
 
-def setup_logging(level: str = "INFO", log_file: Path | None = None) -> None:
+def backtest_log_file() -> Path:
+    """Backtests log beside the service log, never into it: a backtest's DEGRADED or
+    HALTED lines in logs/trader.log would read as the live system's."""
+    return default_log_file().with_name("backtest.log")
+
+
+def setup_logging(
+    level: str = "INFO", log_file: Path | None = None, console_level: str | None = None
+) -> None:
+    """Our loggers to stderr and `log_file` at `level`; `console_level` raises the bar for
+    stderr only (a backtest's terminal shows its progress bar, the file every decision)."""
     log_file = log_file or default_log_file()
-    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    console = logging.StreamHandler()
+    if console_level is not None:
+        console.setLevel(console_level)
+    handlers: list[logging.Handler] = [console]
     log_file.parent.mkdir(parents=True, exist_ok=True)
     handlers.append(logging.handlers.WatchedFileHandler(log_file))
     for handler in handlers:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from store.backtests import BACKTEST_DB
+from tasks.logs import backtest_log_file, setup_logging
 from tasks.settings import load_config
 
 
@@ -67,6 +68,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from reports.backtest_text import render_backtest_text
     from tasks.backtest import BacktestRequest
 
+    log_file = backtest_log_file()
+    setup_logging(args.log_level, log_file=log_file, console_level="ERROR")
     config = load_config(args.config)
     request = BacktestRequest(
         data_dir=args.data_dir,
@@ -82,7 +85,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     print(render_backtest_text(result))
-    print(f"\nstored as run {result.run.run_id} in {args.db}", file=sys.stderr)
+    print(f"\nstored as run {result.run.run_id} in {args.db} (query it: trader sql --db "
+          f"{args.db}); every decision logged in {log_file}", file=sys.stderr)
     if args.html is not None:
         print(f"HTML report: {args.html}", file=sys.stderr)
     return 0

@@ -107,3 +107,29 @@ def test_a_run_that_fails_is_marked_failed_with_the_error(folder, tmp_path, monk
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT count(*) FROM backtest_trades").fetchall() == [(0,)]
     con.close()
+
+
+def test_a_backtest_logs_beside_the_service_log_and_its_results_read_without_its_file(
+    folder, tmp_path, monkeypatch, capsys
+):
+    """A backtest's DEGRADED or refusal lines must never appear in logs/trader.log (they
+    would read as the live system's), and its store is queried through its read copy."""
+    monkeypatch.setenv("SMC_TRADER_LOG_FILE", str(tmp_path / "logs" / "trader.log"))
+    db = tmp_path / "results.duckdb"
+    assert main(["backtest", "--data-dir", str(folder), "--from", "2025-10-14", "--to",
+                 "2025-10-16", "--markets", "BTC,ETH", "--db", str(db)]) == 0
+    captured = capsys.readouterr()
+    assert "=== GATE FUNNEL" in captured.out
+    assert "INFO" not in captured.err  # INFO lines go to the file only
+    backtest_log = (tmp_path / "logs" / "backtest.log").read_text()
+    assert "store migrated to version 7" in backtest_log
+    service_log = tmp_path / "logs" / "trader.log"
+    assert not service_log.exists() or "store migrated" not in service_log.read_text()
+    lock = duckdb.connect(str(db))  # the writer's file is held: the read copy still answers
+    try:
+        assert main(["sql", "--db", str(db), "--csv", "-c",
+                     "SELECT status, markets FROM backtest_runs"]) == 0
+    finally:
+        lock.close()
+    out = capsys.readouterr().out
+    assert "complete" in out and "BTC" in out
