@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Iterable
+from datetime import timedelta
+
+import polars as pl
 
 from core.backtest_result import BacktestResult, BacktestRun, RunStatus
 from core.metrics import BacktestMetrics, BreakdownRow, ExitReason
@@ -219,11 +222,63 @@ def funnel_table(result: BacktestResult) -> Table:
     )
 
 
+def state_spells(equity: pl.DataFrame) -> pl.DataFrame:
+    """Consecutive hours in one system state: state, start, end (the last hour in it), hours."""
+    if equity.is_empty() or "system_state" not in equity.columns:
+        return pl.DataFrame(
+            schema={"state": pl.String, "start": pl.Datetime("us", "UTC"),
+                    "end": pl.Datetime("us", "UTC"), "hours": pl.UInt32}
+        )
+    return (
+        equity.sort("ts")
+        .with_columns(pl.col("system_state").rle_id().alias("spell"))
+        .group_by("spell", maintain_order=True)
+        .agg(
+            pl.col("system_state").first().alias("state"),
+            pl.col("ts").first().alias("start"),
+            pl.col("ts").last().alias("end"),
+            pl.len().alias("hours"),
+        )
+        .drop("spell")
+    )
+
+
+def state_table(result: BacktestResult) -> Table:
+    """Hours per system state, with its longest and its last spell: a run that ends DEGRADED
+    opened nothing after that spell began, which the profit figures alone do not say."""
+    spells = state_spells(result.equity)
+    total = int(spells["hours"].sum()) if spells.height else 0
+    last_hour = spells["end"].max() if spells.height else None
+    rows = []
+    for state in spells["state"].unique(maintain_order=True).to_list():
+        mine = spells.filter(pl.col("state") == state)
+        longest = mine.sort("hours", descending=True, maintain_order=True).row(0, named=True)
+        last = mine.row(mine.height - 1, named=True)
+        last_end = "end" if last["end"] == last_hour else moment(last["end"])
+        rows.append((
+            str(state),
+            str(int(mine["hours"].sum())),
+            pct(int(mine["hours"].sum()) / total if total else None, digits=1),
+            str(mine.height),
+            f"{span(timedelta(hours=int(longest['hours'])))} from {moment(longest['start'])}",
+            f"{moment(last['start'])} -> {last_end}",
+        ))
+    return Table(
+        "SYSTEM STATE (hourly marks; DEGRADED opens nothing new, HALTED runs the kill switch)",
+        (Column("State", Align.LEFT), Column("Hours"), Column("% of hours"), Column("Spells"),
+         Column("Longest spell", Align.LEFT), Column("Last spell", Align.LEFT)),
+        tuple(rows),
+        empty="no hourly marks",
+    )
+
+
 def backtest_tables(result: BacktestResult) -> list[Table]:
-    """Summary, per market, per exit reason, per month and the gate funnel, in report order."""
+    """Summary, system state, per market, per exit reason, per month and the gate funnel,
+    in report order."""
     m = result.metrics
     return [
         summary_table(m),
+        state_table(result),
         market_table(result),
         exit_reason_table(m),
         month_table(m),

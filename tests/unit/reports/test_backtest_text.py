@@ -212,3 +212,23 @@ def test_a_failed_run_says_its_figures_are_partial():
 )
 def test_durations_print_as_days_and_hours(value, expected):
     assert span(value) == expected
+
+
+def test_system_state_table_counts_hours_spells_and_says_a_run_ended_degraded(result):
+    start = result.equity["ts"][0]
+    states = ["NORMAL"] * 3 + ["DEGRADED"] + ["NORMAL"] + ["DEGRADED"] * 5
+    equity = pl.DataFrame(
+        {"ts": [start + timedelta(hours=h) for h in range(10)], "system_state": states},
+        schema_overrides={"ts": result.equity.schema["ts"]},
+    )
+    text = render_backtest_text(dataclasses.replace(result, equity=equity))
+    section = text.split("=== SYSTEM STATE")[1].split("===")[1]
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in section.splitlines() if line.startswith("| ") and "State" not in line}
+    first = start.strftime("%Y-%m-%d %H:%M")
+    fifth = (start + timedelta(hours=5)).strftime("%Y-%m-%d %H:%M")
+    assert rows["NORMAL"][:3] == ["4", "40.0%", "2"]
+    assert rows["NORMAL"][3].endswith(f"from {first}")
+    assert rows["DEGRADED"][:3] == ["6", "60.0%", "2"]
+    assert rows["DEGRADED"][3] == f"{span(timedelta(hours=5))} from {fifth}"
+    assert rows["DEGRADED"][4] == f"{fifth} -> end"
