@@ -37,6 +37,7 @@ from core.sweep_space import config_hash
 from schemas.allocation import OrderIntents
 from schemas.config import AppConfig
 from schemas.smc import GateTrace, SmcSignals
+from schemas.strategy import StrategyConfig
 from venues.paper import FundingSchedule, PaperConfig
 from venues.paper.intrabar import LowerTimeframes, read_lower_timeframes
 from venues.paper.stepped import SteppedPaperVenue
@@ -98,6 +99,32 @@ def _candles(folder: dict[str, dict[str, pl.DataFrame]], bases: Sequence[str]) -
     )
 
 
+SCAN_CHUNK = 64  # markets scanned together: bounds the scan's memory on wide universes
+
+
+def _scan(
+    frames: dict[str, dict[str, pl.DataFrame]],
+    bases: Sequence[str],
+    times: pl.Series,
+    config: StrategyConfig,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """scan_signals over the markets, SCAN_CHUNK at a time. Each market's features and
+    decisions depend on its own candles only and the scan returns rows ordered by (ts,
+    symbol), so the chunks' rows in that order are the rows of one scan of them all."""
+    parts = [
+        scan_signals(_candles(frames, bases[i : i + SCAN_CHUNK]), times, config)
+        for i in range(0, len(bases), SCAN_CHUNK)
+    ]
+    if len(parts) == 1:
+        return parts[0]
+    signals = pl.concat([p[0] for p in parts], how="vertical_relaxed")
+    trace = pl.concat([p[1] for p in parts], how="vertical_relaxed")
+    return (
+        signals.sort("ts", "symbol", maintain_order=True),
+        trace.sort("ts", "symbol", maintain_order=True),
+    )
+
+
 def _bases(folder: ReplayFolder, wanted: Sequence[str]) -> list[str]:
     """The markets to backtest: those asked for (all usable ones by default). Refuses a name
     the folder does not have; a market whose files are unusable is left out (its problem is
@@ -146,14 +173,17 @@ def prepare(request: BacktestRequest) -> Prepared:
     while t <= end:
         hours.append(t)
         t += H
-    candles = _candles(folder.frames, bases)
     times = pl.Series("ts", hours, dtype=pl.Datetime("us", "UTC"))
-    signals, trace = scan_signals(candles, times, request.config.strategy)
+    signals, trace = _scan(folder.frames, bases, times, request.config.strategy)
     # the frames enter the loop here, validated once (the loop trusts them: schemas/boundaries)
     signals, trace = SmcSignals.validate(signals), GateTrace.validate(trace)
     # a market enters the decisions once its data has begun, as in the live registry
-    listed = candles.filter(pl.col("timeframe") == "1h").group_by("symbol").agg(
-        (pl.col("ts").min() + H).alias("listed_at")
+    listed = pl.DataFrame(
+        {
+            "symbol": [f"{b}/USD:USD" for b in bases],
+            "listed_at": [folder.frames[b]["1h"]["ts"].min() + H for b in bases],
+        },
+        schema={"symbol": pl.String, "listed_at": times.dtype},
     )
     cycles = pl.DataFrame({"ts": times, "cycle_id": pl.int_range(1, len(hours) + 1, eager=True)})
     trace = (
