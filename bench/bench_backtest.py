@@ -4,15 +4,18 @@ Not a test: it prints figures (and saves them to bench/results/backtest.txt). On
 
 1. cold: `trader backtest` as a fresh process on the shared data (imports, numba JIT,
    data loading, the scan, the loop, the store, the report);
-2. warm: the same backtest twice more in this process (data cached, JIT compiled); the
-   second is the figure: market-bars/s (a market-bar = one market listed for one hour of
-   the window) and trades per 1,000 market-bars;
+2. warm: the same backtest pipeline (prepare, simulate, store in DuckDB) twice more in this
+   process (data cached, JIT compiled); the second is the figure: market-bars/s (a
+   market-bar = one market listed for one hour of the window), trades per 1,000
+   market-bars, and the time of each step;
 3. naive: the same configuration through replay cycles (the flow's own wiring, each stage's
    plain function, DuckDB store, paper account saved and restored every cycle) over the
    first NAIVE_HOURS hours of the window; the ratio warm / naive;
 4. anchor: backtesting.py 0.6.6 (bench-only venv) on the same hourly bars, if installed;
-5. memory: peak RSS of a backtest of a year of hourly candles x SYNTH_MARKETS synthetic
-   markets, in a child process (SYNTH_MARKETS=1000 by default, BENCH_SYNTH to change).
+5. memory: peak RSS (ru_maxrss of a child process) of a backtest's preparation of a year of
+   hourly candles x SYNTH_MARKETS synthetic markets (every candle and every hour's scan in
+   memory), then its loop over the first SYNTH_LOOP_DAYS days (SYNTH_MARKETS=1000 and 7 days
+   by default; BENCH_SYNTH, BENCH_SYNTH_DAYS to change). The folder is written in /tmp.
 """
 
 from __future__ import annotations
@@ -56,22 +59,38 @@ def cold(out: list[str]) -> None:
 
 
 def warm(out: list[str]) -> float:
+    from flows.backtest import run_pipeline
     from schemas.config import AppConfig
-    from tasks.backtest import BacktestRequest, run_backtest
+    from tasks.backtest import BacktestRequest
 
     request = BacktestRequest(DATA, AppConfig(), START, END)
-    run_backtest(request)  # warms the JIT and the data cache
-    start = time.perf_counter()
-    result = run_backtest(request)
-    seconds = time.perf_counter() - start
+    spent: dict[str, float] = {}
+
+    def timed(name, fn, args):  # type: ignore[no-untyped-def]
+        began = time.perf_counter()
+        value = fn(*args)
+        spent[name] = time.perf_counter() - began
+        return value
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run_pipeline(request, Path(tmp) / "warm.duckdb")  # warms the JIT and the data cache
+        start = time.perf_counter()
+        result = run_pipeline(request, Path(tmp) / "bt.duckdb", steps=timed)
+        seconds = time.perf_counter() - start
     bars = market_bars(result)
     rate = bars / seconds
     processed = int(result.equity["processed"].sum())
     out.append(
         f"warm: {bars:,} market-bars ({len(result.run.markets)} markets, "
-        f"{result.equity.height:,} hours, {processed:,} run, the rest idle) in {seconds:.2f} s "
+        f"{result.equity.height:,} hours, {processed:,} run, the rest idle) through the whole "
+        f"pipeline (prepare, simulate, store in DuckDB) in {seconds:.2f} s "
         f"= {rate:,.0f} market-bars/s; {len(result.trades)} trades = "
         f"{1000 * len(result.trades) / bars:.2f} per 1,000 market-bars"
+    )
+    split = ", ".join(f"{k} {v:.2f} s" for k, v in spent.items())
+    out.append(
+        f"warm: where the time goes: {split}, the rest {seconds - sum(spent.values()):.2f} s; "
+        f"{spent.get('simulate', 0) / max(processed, 1) * 1000:.1f} ms of simulation per hour run"
     )
     return rate
 

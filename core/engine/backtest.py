@@ -9,7 +9,16 @@ simulated venue and in-memory state.
 It skips an hour only when nothing can happen in it: no signal, no position, no working
 order and nothing unresolved in the log. Then a live cycle would change nothing either
 (the account and every invariant are as they were an hour before), so skipping never
-changes a decision; the hour's equity is still marked.
+changes a decision; the hour's equity is still marked. Through a run of such hours the
+venue's clock is not even moved: with nothing held or working no bar can fill and no
+funding is paid, and the next hour that runs catches the venue up in one step (each idle
+market keeps only its last bar, as it would after stepping hour by hour).
+
+Frames: the first hour that runs validates every frame its stages build; the others run
+inside schemas.boundaries.frames_trusted(), and the backtest validates what enters
+(signals, gate trace) and leaves (intents) once (tasks/backtest.py). Hours with a position
+but no signal still run in full (skipping them would need a proof that no order can
+trigger and no safety threshold be crossed in the span: not done).
 """
 
 from __future__ import annotations
