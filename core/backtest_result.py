@@ -49,7 +49,9 @@ class FillModel:
             + (
                 " (a stop and a take-profit in one bar: the stop fills first)"
                 if self.intrabar is IntrabarOrder.STOP_FIRST
-                else " (lower-timeframe candles decide which level was reached first)"
+                else " (a stop and a take-profit in one bar: the data dir's finest 15m/5m/1m "
+                "candles of that hour decide which was reached first; the stop first for a "
+                "market without them or an hour they do not cover; see market notes)"
             ),
             f"funding: {self.funding}",
             f"sizes and prices: {self.grid}",

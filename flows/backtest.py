@@ -17,7 +17,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from core.backtest_result import BacktestResult, BacktestRun
+from core.backtest_result import BacktestResult, BacktestRun, IntrabarOrder
 from store.backtests import BACKTEST_DB, fail_run, finish_run, publish_results, start_run
 from store.db import open_store
 from tasks.backtest import (
@@ -110,6 +110,7 @@ def backtest(
     equity: float | None = None,
     db: str = str(BACKTEST_DB),
     html: str | None = None,
+    intrabar: str = "stop_first",
 ) -> str:
     """One backtest run; returns the terminal report (also an artifact)."""
     from reports.backtest_text import render_backtest_text
@@ -122,6 +123,7 @@ def backtest(
         end=_when(end),
         markets=tuple(markets or ()),
         equity=equity,
+        intrabar=IntrabarOrder(intrabar),
     )
 
     def as_task(name: str, fn: Callable, args: tuple) -> object:

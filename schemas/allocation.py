@@ -11,6 +11,7 @@ can check them and SQL users read one list.
 
 from __future__ import annotations
 
+import functools
 from enum import StrEnum
 
 import pandera.polars as pa
@@ -202,5 +203,12 @@ class OrderIntents(pa.DataFrameModel):
 
 
 def polars_schema(model: type[pa.DataFrameModel]) -> pl.Schema:
-    """The polars schema (names, dtypes, order) a pandera model describes: build empty frames."""
-    return pl.Schema({name: col.dtype.type for name, col in model.to_schema().columns.items()})
+    """The polars schema (names, dtypes, order) a pandera model describes: build empty frames.
+    A fresh copy each call (callers may change it) of a schema read once per model."""
+    return pl.Schema(_dtypes(model))
+
+
+@functools.cache
+def _dtypes(model: type[pa.DataFrameModel]) -> tuple[tuple[str, pl.DataType], ...]:
+    # the backtest asks thousands of times; the model's columns never change at run time
+    return tuple((name, col.dtype.type) for name, col in model.to_schema().columns.items())

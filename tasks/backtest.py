@@ -34,8 +34,12 @@ from core.metrics import EquityCurve, compute_metrics
 from core.registry import build_registry
 from core.smc import scan_signals
 from core.sweep_space import config_hash
+from schemas.allocation import OrderIntents
 from schemas.config import AppConfig
+from schemas.smc import GateTrace, SmcSignals
+from schemas.strategy import StrategyConfig
 from venues.paper import FundingSchedule, PaperConfig
+from venues.paper.intrabar import LowerTimeframes, read_lower_timeframes
 from venues.paper.stepped import SteppedPaperVenue
 from venues.replay import ReplayFolder, ReplayVenue, read_folder
 
@@ -62,6 +66,7 @@ class Prepared:
     trace: pl.DataFrame
     symbols: list[str]
     errors: dict[str, str] = field(default_factory=dict)
+    lower: LowerTimeframes | None = None  # candles that order ambiguous bars (intrabar)
 
 
 def code_version() -> str:
@@ -94,6 +99,32 @@ def _candles(folder: dict[str, dict[str, pl.DataFrame]], bases: Sequence[str]) -
     )
 
 
+SCAN_CHUNK = 64  # markets scanned together: bounds the scan's memory on wide universes
+
+
+def _scan(
+    frames: dict[str, dict[str, pl.DataFrame]],
+    bases: Sequence[str],
+    times: pl.Series,
+    config: StrategyConfig,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """scan_signals over the markets, SCAN_CHUNK at a time. Each market's features and
+    decisions depend on its own candles only and the scan returns rows ordered by (ts,
+    symbol), so the chunks' rows in that order are the rows of one scan of them all."""
+    parts = [
+        scan_signals(_candles(frames, bases[i : i + SCAN_CHUNK]), times, config)
+        for i in range(0, len(bases), SCAN_CHUNK)
+    ]
+    if len(parts) == 1:
+        return parts[0]
+    signals = pl.concat([p[0] for p in parts], how="vertical_relaxed")
+    trace = pl.concat([p[1] for p in parts], how="vertical_relaxed")
+    return (
+        signals.sort("ts", "symbol", maintain_order=True),
+        trace.sort("ts", "symbol", maintain_order=True),
+    )
+
+
 def _bases(folder: ReplayFolder, wanted: Sequence[str]) -> list[str]:
     """The markets to backtest: those asked for (all usable ones by default). Refuses a name
     the folder does not have; a market whose files are unusable is left out (its problem is
@@ -123,6 +154,9 @@ def prepare(request: BacktestRequest) -> Prepared:
     bases = _bases(folder, request.markets)
     errors = {f"{b}/USD:USD": p for b, p in folder.problems.items()}
     errors |= {f"{b}/USD:USD": f"note: {n}" for b, n in folder.notes.items() if b in bases}
+    lower = None
+    if request.intrabar is IntrabarOrder.LOWER_TIMEFRAME:
+        lower, bases = _lower_timeframes(request, bases, errors)
     feed = ReplayVenue(request.data_dir, start=request.start)
     first = feed.clock.now()
     last = feed.end
@@ -139,12 +173,17 @@ def prepare(request: BacktestRequest) -> Prepared:
     while t <= end:
         hours.append(t)
         t += H
-    candles = _candles(folder.frames, bases)
     times = pl.Series("ts", hours, dtype=pl.Datetime("us", "UTC"))
-    signals, trace = scan_signals(candles, times, request.config.strategy)
+    signals, trace = _scan(folder.frames, bases, times, request.config.strategy)
+    # the frames enter the loop here, validated once (the loop trusts them: schemas/boundaries)
+    signals, trace = SmcSignals.validate(signals), GateTrace.validate(trace)
     # a market enters the decisions once its data has begun, as in the live registry
-    listed = candles.filter(pl.col("timeframe") == "1h").group_by("symbol").agg(
-        (pl.col("ts").min() + H).alias("listed_at")
+    listed = pl.DataFrame(
+        {
+            "symbol": [f"{b}/USD:USD" for b in bases],
+            "listed_at": [folder.frames[b]["1h"]["ts"].min() + H for b in bases],
+        },
+        schema={"symbol": pl.String, "listed_at": times.dtype},
     )
     cycles = pl.DataFrame({"ts": times, "cycle_id": pl.int_range(1, len(hours) + 1, eager=True)})
     trace = (
@@ -155,7 +194,32 @@ def prepare(request: BacktestRequest) -> Prepared:
     )
     signals = signals.join(listed, on="symbol").filter(pl.col("ts") >= pl.col("listed_at"))
     symbols = [f"{b}/USD:USD" for b in bases]
-    return Prepared(feed, hours, signals.drop("listed_at"), trace, symbols, errors)
+    return Prepared(feed, hours, signals.drop("listed_at"), trace, symbols, errors, lower)
+
+
+def _lower_timeframes(
+    request: BacktestRequest, bases: list[str], errors: dict[str, str]
+) -> tuple[LowerTimeframes, list[str]]:
+    """The lower-timeframe candles of the markets that have them; a market whose file is
+    unusable is left out with the problem in `errors` (the others proceed), a market
+    without one keeps the stop-first order (said in its note)."""
+    lower, problems = read_lower_timeframes(
+        request.data_dir.resolve(), {f"{b}/USD:USD": b for b in bases}
+    )
+    errors |= problems
+    kept = [b for b in bases if f"{b}/USD:USD" not in problems]
+    if not kept:
+        raise DataError(str(request.data_dir), "; ".join(problems.values()))
+    used = lower.used()
+    for b in kept:
+        symbol = f"{b}/USD:USD"
+        said = (
+            f"intrabar order from {used[symbol]}"
+            if symbol in used
+            else "no 15m/5m/1m candles: the stop fills first"
+        )
+        errors[symbol] = f"{errors[symbol]}; {said}" if symbol in errors else f"note: {said}"
+    return lower, kept
 
 
 def _paper_config(request: BacktestRequest) -> PaperConfig:
@@ -227,7 +291,7 @@ def run_backtest(
     funding = FundingSchedule.from_binance_dir(
         request.data_dir, {m.symbol: m.base for m in feed.all_markets()}
     )
-    venue = SteppedPaperVenue(feed, _paper_config(request), funding=funding)
+    venue = SteppedPaperVenue(feed, _paper_config(request), funding=funding, lower=prepared.lower)
     state = MemoryState()
     registry = _Registry(feed, prepared.symbols, request)
     by_hour = {
@@ -264,6 +328,9 @@ def run_backtest(
     )
     equity = marks_frame(loop.marks)
     intents = pl.concat(loop.intents, how="diagonal_relaxed") if loop.intents else pl.DataFrame()
+    if intents.height:
+        # every hour's intents leave the loop here, validated once (schemas/boundaries.py)
+        intents = OrderIntents.validate(intents)
     stops = (
         dict(zip(intents["client_intent_id"], intents["stop"], strict=True))
         if intents.height

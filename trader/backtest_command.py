@@ -2,6 +2,7 @@
 
     trader backtest --data-dir ../shared/data/binance-usdm --from 2025-03-01 --to 2026-02-01
         [--config DIR] [--markets BTC,ETH] [--equity USD] [--db FILE] [--html FILE]
+        [--intrabar stop_first|lower_timeframe]
 
 Prints the report, stores the run (backtest_runs, backtest_trades, backtest_equity and
 every decision's gate trace, signals, intents and fills) in the DuckDB file, and writes
@@ -64,6 +65,7 @@ class _Bar:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
+    from core.backtest_result import IntrabarOrder
     from flows.backtest import run_pipeline
     from reports.backtest_text import render_backtest_text
     from tasks.backtest import BacktestRequest
@@ -78,6 +80,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         end=args.end,
         markets=args.markets or (),
         equity=args.equity,
+        intrabar=IntrabarOrder(args.intrabar),
     )
     bar = _Bar()
     try:
@@ -103,4 +106,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--db", type=Path, default=BACKTEST_DB,
                    help=f"DuckDB file for results (default {BACKTEST_DB}: never the trading store)")
     p.add_argument("--html", type=Path, default=None, help="write the HTML report here")
+    p.add_argument(
+        "--intrabar", choices=("stop_first", "lower_timeframe"), default="stop_first",
+        help="a bar reaching a stop and a take-profit: the stop fills first, or the data "
+        "dir's {SYMBOL}_15m/_5m/_1m candles decide (stop first where there are none)",
+    )
     p.set_defaults(func=cmd_backtest)

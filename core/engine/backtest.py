@@ -9,7 +9,16 @@ simulated venue and in-memory state.
 It skips an hour only when nothing can happen in it: no signal, no position, no working
 order and nothing unresolved in the log. Then a live cycle would change nothing either
 (the account and every invariant are as they were an hour before), so skipping never
-changes a decision; the hour's equity is still marked.
+changes a decision; the hour's equity is still marked. Through a run of such hours the
+venue's clock is not even moved: with nothing held or working no bar can fill and no
+funding is paid, and the next hour that runs catches the venue up in one step (each idle
+market keeps only its last bar, as it would after stepping hour by hour).
+
+Frames: the first hour that runs validates every frame its stages build; the others run
+inside schemas.boundaries.frames_trusted(), and the backtest validates what enters
+(signals, gate trace) and leaves (intents) once (tasks/backtest.py). Hours with a position
+but no signal still run in full (skipping them would need a proof that no order can
+trigger and no safety threshold be crossed in the span: not done).
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from core.engine.state import MemoryState
 from core.orders import OrderVenue
 from core.risk import AccountState
 from core.system_state import SystemState
+from schemas.boundaries import frames_trusted
 from schemas.config import AppConfig
 
 log = logging.getLogger("smc_trader.backtest")
@@ -93,25 +103,52 @@ def run_hours(
     marks: list[HourMark] = []
     intents: list[pl.DataFrame] = []
     processed = 0
+    quiet = False  # after the last hour: nothing held, nothing working, nothing unresolved
+    lag: datetime | None = None  # the last hour the venue's clock was not moved to
     for n, hour in enumerate(hours, start=1):
+        if quiet and not hour.any_signal:
+            # Nothing can fill or pay, so the venue is left where it is (equity = cash) and
+            # catches up at the next hour that runs: each idle market then takes only its
+            # last bar, exactly what it is left with after hour-by-hour steps (FeedDriver).
+            lag = hour.ts
+            marks.append(_idle_mark(hour, venue, state, cash))
+            if progress is not None and n % 500 == 0:
+                progress(n)
+            continue
+        lag = None
         venue.advance_to(hour.ts)
         idle = not hour.any_signal and not venue.busy() and not state.unresolved_intents()
         if idle:
-            balance = venue.balance()
-            record = state.current_record(hour.ts)
-            marks.append(
-                HourMark(hour.ts, hour.cycle_id, balance.equity, cash(), balance.margin_used, 0,
-                         str(record.state), False)
-            )
+            marks.append(_idle_mark(hour, venue, state, cash))
         else:
             processed += 1
-            mark, allocated = _one_hour(hour, venue, state, clock, config, cash, processed == 1)
+            if processed == 1:
+                # the first decision hour validates every frame it builds (a schema check
+                # of this path); the others trust them (schemas/boundaries.py)
+                mark, allocated = _one_hour(hour, venue, state, clock, config, cash, True)
+            else:
+                with frames_trusted():
+                    mark, allocated = _one_hour(hour, venue, state, clock, config, cash, False)
             marks.append(mark)
             if allocated is not None and allocated.height:
                 intents.append(allocated)
+        quiet = not venue.busy() and not state.unresolved_intents()
         if progress is not None and n % 500 == 0:
             progress(n)
+    if lag is not None:
+        venue.advance_to(lag)  # the venue ends at the last hour, as if stepped through
     return LoopResult(marks, intents, processed)
+
+
+def _idle_mark(
+    hour: HourInput, venue: SimulatedVenue, state: MemoryState, cash: Callable[[], float]
+) -> HourMark:
+    balance = venue.balance()
+    record = state.current_record(hour.ts)
+    return HourMark(
+        hour.ts, hour.cycle_id, balance.equity, cash(), balance.margin_used, 0, str(record.state),
+        False,
+    )
 
 
 def _one_hour(

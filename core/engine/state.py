@@ -10,6 +10,7 @@ overwritten; a fill is stored once).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
 from collections.abc import Sequence
@@ -96,6 +97,13 @@ def check_move(entry: IntentEntry, stored: IntentEntry | None) -> None:
         )
 
 
+@functools.lru_cache(maxsize=65536)
+def _position_id(payload: str) -> object:
+    """The payload's position id: parsed once per payload text (a backtest asks every hour
+    about every intent ever logged)."""
+    return json.loads(payload).get("position_id")
+
+
 @dataclass
 class MemoryState:
     """StateRepository in memory: for backtests and sweeps (and tests)."""
@@ -109,6 +117,8 @@ class MemoryState:
     values: dict[str, str] = field(default_factory=dict)
     history: list[tuple[int | None, datetime, SystemStateRecord]] = field(default_factory=list)
     marks: dict[int, tuple[InvariantReport, AccountSnapshot]] = field(default_factory=dict)
+    _high_water: float | None = field(default=None, repr=False, compare=False)
+    _high_water_stale: bool = field(default=True, repr=False, compare=False)
 
     # -- the write-ahead log --------------------------------------------------------------
 
@@ -133,7 +143,7 @@ class MemoryState:
         for e in self.intents.values():
             if e.client_id is None:
                 continue
-            pid = json.loads(e.payload).get("position_id")
+            pid = _position_id(e.payload)
             record = self.positions.get(pid) if isinstance(pid, str) else None
             closed = record is not None and record.state in TERMINAL_STATES
             out[e.client_id] = OrderOwner(pid, recorded=record is not None, closed=closed)
@@ -146,7 +156,7 @@ class MemoryState:
                 "place_stop",
                 "move_stop",
             ):
-                pid = json.loads(e.payload).get("position_id")
+                pid = _position_id(e.payload)
                 if isinstance(pid, str):
                     counts[pid] += 1
         return dict(counts)
@@ -217,12 +227,23 @@ class MemoryState:
         self.history.append((cycle_id, at, record))
 
     def high_water(self) -> float | None:
-        return max((r.equity_high_water for r, _ in self.marks.values()), default=None)
+        # kept as records arrive: a backtest asks every hour, over thousands of marks
+        if self._high_water_stale:
+            self._high_water = max(
+                (r.equity_high_water for r, _ in self.marks.values()), default=None
+            )
+            self._high_water_stale = False
+        return self._high_water
 
     def record_checks(
         self, cycle_id: int, report: InvariantReport, account: AccountSnapshot
     ) -> None:
+        replaced = cycle_id in self.marks
         self.marks[cycle_id] = (report, account)
+        if replaced or self._high_water_stale:
+            self._high_water_stale = True  # a cycle recorded again: recount on the next ask
+        elif self._high_water is None or report.equity_high_water > self._high_water:
+            self._high_water = report.equity_high_water
 
     def last_account(self) -> AccountSnapshot | None:
         if not self.marks:

@@ -20,6 +20,7 @@ import polars as pl
 from core.errors import DataError, VenueRetryableError
 from venues.base import MarketDataVenue
 from venues.paper.engine import PaperEngine
+from venues.paper.intrabar import LowerTimeframes
 from venues.paper.orders import Execution
 
 log = logging.getLogger("smc_trader.paper")
@@ -86,8 +87,11 @@ class FeedDriver:
         *,
         symbols: Mapping[str, str] | None = None,
         funding: FundingSchedule | None = None,
+        lower: LowerTimeframes | None = None,
     ) -> None:
-        """symbols maps feed symbol -> engine symbol (identity when None)."""
+        """symbols maps feed symbol -> engine symbol (identity when None); `lower` holds
+        lower-timeframe candles (engine symbol keys) that order a bar reaching both a stop
+        and a take-profit (venues/paper/intrabar.py); without them the stop fills first."""
         if timeframe not in TIMEFRAMES:
             raise ValueError(f"timeframe {timeframe!r} unknown; use one of {sorted(TIMEFRAMES)}")
         self.engine = engine
@@ -100,6 +104,7 @@ class FeedDriver:
         if missing:
             raise ValueError(f"FeedDriver: engine has no markets {missing}")
         self.funding = funding
+        self.lower = lower
         self._done_until: datetime | None = None
 
     @property
@@ -161,11 +166,31 @@ class FeedDriver:
         executions: list[Execution] = []
         for ts, kind, symbol, values in events:
             if kind == 0:
-                executions += self.engine.on_bar(symbol, ts, *values)
+                executions += self._on_bar(symbol, ts, values)
             else:
                 self.engine.apply_funding(symbol, values[0], ts)
         self._done_until = now
         return executions
+
+    def _on_bar(
+        self, symbol: str, close_time: datetime, values: tuple[float, ...]
+    ) -> list[Execution]:
+        """One bar into the engine; walked as its lower-timeframe candles instead when it
+        reaches a stop and a take-profit and those candles cover the whole bar."""
+        sub = self.lower.markets.get(symbol) if self.lower is not None else None
+        if sub is not None and self.engine.stop_and_tp_reached(symbol, close_time, *values[:4]):
+            candles = sub.within(close_time - self.step, close_time)
+            if len(candles) * sub.step == self.step:
+                executions: list[Execution] = []
+                for ts, *ohlcv in candles:  # each candle stamps its fills at its own close
+                    executions += self.engine.on_bar(symbol, ts, *ohlcv)
+                return executions
+            log.info(
+                "LOWER_TIMEFRAME_INCOMPLETE symbol=%s bar closing %s: %d of %d %s candles; "
+                "the stop fills first", symbol, close_time, len(candles),
+                self.step // sub.step, sub.timeframe,
+            )
+        return self.engine.on_bar(symbol, close_time, *values)
 
     def _active(self) -> set[str]:
         """Engine markets with a working order or a position: only they can fill or pay."""

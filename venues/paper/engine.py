@@ -370,6 +370,22 @@ class PaperEngine:
         self._volumes[symbol] = volume
         return executions
 
+    def stop_and_tp_reached(
+        self, symbol: str, ts: datetime, open: float, high: float, low: float, close: float
+    ) -> bool:
+        """True when this bar would trigger both a working stop and a working take-profit
+        of `symbol`: the case whose order one bar cannot tell (the driver then walks
+        lower-timeframe candles, if it has them)."""
+        bar = Bar(ts, open, high, low, close)
+        reached = {OrderType.STOP: False, OrderType.TAKE_PROFIT: False}
+        for order in self._open.values():
+            if order.market.symbol != symbol or order.triggered or order.type not in reached:
+                continue
+            assert order.trigger_price is not None
+            if matching.is_triggered(order.type, order.side, order.trigger_price, bar):
+                reached[order.type] = True
+        return all(reached.values())
+
     def apply_funding(self, symbol: str, rate: float, ts: datetime) -> float:
         """Settle one funding payment on the open position at the current mark; returns the cash.
 

@@ -10,6 +10,7 @@ from venues.base import MarketDataVenue, SimulatedClock
 from venues.paper.config import PaperConfig
 from venues.paper.driver import FeedDriver, FundingSchedule
 from venues.paper.engine import PaperEngine
+from venues.paper.intrabar import LowerTimeframes
 from venues.paper.venue import PaperOrderVenue
 
 
@@ -22,12 +23,13 @@ class SteppedPaperVenue(PaperOrderVenue):
         config: PaperConfig,
         *,
         funding: FundingSchedule | None = None,
+        lower: LowerTimeframes | None = None,
     ) -> None:
         clock = feed.clock
         if not isinstance(clock, SimulatedClock):
             raise TypeError("a backtest steps a feed on a SimulatedClock (replay or sim)")
         engine = PaperEngine(getattr(feed, "all_markets", feed.markets)(), config)
-        driver = FeedDriver(engine, feed, "1h", funding=funding)
+        driver = FeedDriver(engine, feed, "1h", funding=funding, lower=lower)
         super().__init__(engine, clock, driver)
         self.feed_clock = clock
         self.funding_payments: list[FundingPayment] = []
