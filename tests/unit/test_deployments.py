@@ -14,6 +14,8 @@ from flows.deployments import service_deployments
 from trader.workpool import enter_home
 
 POOL_SUFFIX = "-pool"
+# Batch work the service never serves: only a work pool runs it.
+POOL_ONLY = {"sweep-pool"}
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,7 +42,7 @@ def test_served_deployments_match_the_declared_ones_under_other_names():
     served = {d.name: d for d in service_deployments(60, {"config_dir": "configs"})}
     # `prefect deploy --all` must not replace what `trader run` serves (issue 12).
     assert not set(served) & set(declared())
-    assert {f"{name}{POOL_SUFFIX}" for name in served} == set(declared())
+    assert {f"{name}{POOL_SUFFIX}" for name in served} == set(declared()) - POOL_ONLY
     for name, deployment in served.items():
         assert deployment.entrypoint.endswith(declared()[f"{name}{POOL_SUFFIX}"]["entrypoint"])
     assert served["cycle"].concurrency_options.collision_strategy == "CANCEL_NEW"
@@ -60,3 +62,9 @@ def test_the_pool_pull_step_refuses_a_missing_or_wrong_home(monkeypatch, tmp_pat
     monkeypatch.chdir(tmp_path)
     assert enter_home() == {"directory": str(REPO)}
     assert Path.cwd() == REPO
+
+
+def test_the_sweep_deployment_is_unscheduled_and_names_a_shipped_sweep_file():
+    sweep = declared()["sweep-pool"]
+    assert "schedules" not in sweep
+    assert (REPO / sweep["parameters"]["space_file"]).is_file()
