@@ -49,7 +49,8 @@ def test_a_stored_result_is_the_configuration_run_alone_through_trader_backtest(
     _, db = local_sweep
     con = duckdb.connect(str(db), read_only=True)
     config, text = con.execute(
-        "SELECT config, result FROM sweep_results ORDER BY trades DESC, config_hash, window_start LIMIT 1"
+        "SELECT config, result FROM sweep_results "
+        "ORDER BY trades DESC, config_hash, window_start LIMIT 1"
     ).fetchone()
     con.close()
     swept = WindowResult.from_json(json.loads(text))
@@ -67,25 +68,29 @@ def test_a_stored_result_is_the_configuration_run_alone_through_trader_backtest(
     assert isinstance(swept.start, datetime)
 
 
+@pytest.fixture(scope="module")
+def address_cluster(prefect_server, tmp_path_factory):
+    """A scheduler and two workers on loopback, shared: the kill test (last) ends one."""
+    cluster = DaskCluster(2, tmp_path_factory.mktemp("dask"))
+    yield cluster
+    cluster.close()
+
+
 def test_a_cluster_by_address_gives_identical_results(
-    local_sweep, sweep_file, real_data_dir, tmp_path
+    local_sweep, address_cluster, sweep_file, real_data_dir, tmp_path
 ):
-    cluster = DaskCluster(2, tmp_path)
-    try:
-        outcome = run(sweep_file, real_data_dir, tmp_path / "by_address.duckdb",
-                      dask_address=cluster.address)
-    finally:
-        cluster.close()
+    outcome = run(sweep_file, real_data_dir, tmp_path / "by_address.duckdb",
+                  dask_address=address_cluster.address)
     assert (outcome.evaluated, outcome.errors) == (JOBS, {})
     assert stored(tmp_path / "by_address.duckdb") == stored(local_sweep[1])
 
 
 def test_a_worker_killed_mid_sweep_loses_nothing_and_stores_nothing_twice(
-    local_sweep, sweep_file, real_data_dir, tmp_path
+    local_sweep, address_cluster, sweep_file, real_data_dir, tmp_path
 ):
     import flows.sweep
 
-    cluster = DaskCluster(2, tmp_path)
+    cluster = address_cluster
     killed = []
 
     def kill_after_first_batch(done: int, total: int) -> None:
@@ -102,7 +107,7 @@ def test_a_worker_killed_mid_sweep_loses_nothing_and_stores_nothing_twice(
         )
     finally:
         flows.sweep._progress.clear()
-        cluster.close()
+    assert cluster.workers[0].poll() is not None  # dead for good (no nanny)
     assert killed and killed[0] < JOBS
     assert outcome.errors == {}
     rows = stored(db)
