@@ -41,7 +41,7 @@ def jobs(count: int, offset: int = 0) -> list:  # type: ignore[type-arg]
     base = load_config(REPO / "configs")
     out = []
     for i in range(count):
-        tolerance = round(0.001 * (offset + i + 1), 4)
+        tolerance = round(0.0001 * (offset + i + 1), 5)  # distinct configs, all <= 0.3
         config = base.model_copy(update={
             "strategy": base.strategy.model_copy(update={"ote_tolerance": tolerance})
         })
