@@ -28,12 +28,13 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 DATA = Path(os.environ.get("SMC_TRADER_DATA_DIR", REPO.parent / "shared/data/binance-usdm"))
 START = datetime(2025, 9, 1, tzinfo=UTC)
-WINDOW_DAYS = int(os.environ.get("BENCH_SWEEP_DAYS", "3"))
+WINDOW_DAYS = int(os.environ.get("BENCH_SWEEP_DAYS", "4"))
 N = int(os.environ.get("BENCH_SWEEP_CONFIGS", "6"))
-MARKETS = ("BTC", "ETH")
+MARKETS = ("BTC", "ETH", "SOL")  # a window with trades: seconds per backtest
+LIGHT = (("BTC", "ETH"), 3)  # the overhead figure: a window with almost no work per backtest
 
 
-def jobs(count: int, offset: int = 0) -> list:  # type: ignore[type-arg]
+def jobs(count: int, offset: int = 0, days: int = WINDOW_DAYS) -> list:  # type: ignore[type-arg]
     from core.sweep_space import config_hash
     from tasks.settings import load_config
     from tasks.sweep import SweepJob
@@ -46,11 +47,11 @@ def jobs(count: int, offset: int = 0) -> list:  # type: ignore[type-arg]
             "strategy": base.strategy.model_copy(update={"ote_tolerance": tolerance})
         })
         out.append(SweepJob(config_hash(config), config.model_dump(mode="json"), START,
-                            START + timedelta(days=WINDOW_DAYS) - timedelta(hours=1)))
+                            START + timedelta(days=days) - timedelta(hours=1)))
     return out
 
 
-def timed(runner, chunks) -> tuple[float, list]:  # type: ignore[no-untyped-def]
+def timed(runner, chunks, markets=MARKETS) -> tuple[float, list]:  # type: ignore[no-untyped-def]
     from prefect.futures import as_completed
 
     from flows.sweep import evaluate_batch
@@ -58,7 +59,7 @@ def timed(runner, chunks) -> tuple[float, list]:  # type: ignore[no-untyped-def]
     started = time.perf_counter()
     futures = [
         runner.submit(evaluate_batch, parameters={
-            "data_dir": str(DATA), "markets": MARKETS, "jobs": chunk})
+            "data_dir": str(DATA), "markets": markets, "jobs": chunk})
         for chunk in chunks
     ]
     outcomes = [f.result() for f in as_completed(futures)]
@@ -94,12 +95,15 @@ def bench(lines: list[str]) -> None:
                     f"{inside:.1f} s)"
                 )
                 if workers == 1:
-                    many, _ = timed(runner, [[j] for j in jobs(N, offset=100)])
-                    one, _ = timed(runner, [jobs(N, offset=200)])
+                    light, days = LIGHT
+                    timed(runner, [jobs(1, offset=600, days=days)], light)  # warm-up
+                    many, _ = timed(runner, [[j] for j in jobs(N, 100, days)], light)
+                    one, _ = timed(runner, [jobs(N, 200, days)], light)
                     lines.append(
-                        f"per-task overhead (1 worker): {N} tasks of 1 in {many:.1f} s vs "
-                        f"1 task of {N} in {one:.1f} s -> {(many - one) / (N - 1) * 1000:,.0f} "
-                        "ms per extra task (includes the spread of backtest times)"
+                        f"per-task overhead (1 worker, {','.join(light)} x {days} days, "
+                        f"~{one / N:.2f} s per backtest): {N} tasks of 1 in {many:.2f} s vs "
+                        f"1 task of {N} in {one:.2f} s -> {(many - one) / (N - 1) * 1000:,.0f} "
+                        "ms per extra task"
                     )
                 else:
                     for count, offset in ((N // 2, 300), (2 * N, 400)):
