@@ -4,13 +4,17 @@ the venv's bin, and the stored results without their durations."""
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from core.sweep_objective import WindowResult
 
 BIN = Path(sys.executable).parent
 SWEEP_YAML = """
@@ -117,3 +121,18 @@ def stored(db: Path) -> list[tuple]:
         result.pop("duration_s")
         out.append((digest, start, end, code, json.dumps(result, sort_keys=True)))
     return out
+
+
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def window(digest: str, day: int, pnl: tuple[float, ...], daily: tuple[float, ...],
+           dd: float = 0.0, days: float = 2.0) -> WindowResult:
+    start = T0 + timedelta(days=day)
+    return WindowResult(
+        config_hash=digest, start=start, end=start + timedelta(days=days) - timedelta(hours=1),
+        trades=len(pnl), pnl=pnl, r=tuple(p / 10 for p in pnl), daily=daily, span_days=days,
+        initial_equity=1000.0, final_equity=1000.0 * math.prod(1 + d for d in daily),
+        max_drawdown_pct=dd, sharpe=None, calmar=None, trades_per_month=None,
+        expectancy_usd=None, market_bars=48, duration_s=0.1, digest="x",
+    )

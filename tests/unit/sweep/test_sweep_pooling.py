@@ -3,28 +3,14 @@ and the guards' inputs, on small hand-made records (figures computed by hand).""
 
 from __future__ import annotations
 
-import math
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from core.sweep_analysis import FoldWindows, analyse
-from core.sweep_objective import Objective, WindowResult, pool, score
+from core.sweep_objective import Objective, pool, score
 from core.sweep_plan import parse_plan
-
-T0 = datetime(2025, 1, 1, tzinfo=UTC)
-
-
-def window(digest: str, day: int, pnl: tuple[float, ...], daily: tuple[float, ...],
-           dd: float = 0.0, days: float = 2.0) -> WindowResult:
-    start = T0 + timedelta(days=day)
-    return WindowResult(
-        config_hash=digest, start=start, end=start + timedelta(days=days) - timedelta(hours=1),
-        trades=len(pnl), pnl=pnl, r=tuple(p / 10 for p in pnl), daily=daily, span_days=days,
-        initial_equity=1000.0, final_equity=1000.0 * math.prod(1 + d for d in daily),
-        max_drawdown_pct=dd, sharpe=None, calmar=None, trades_per_month=None,
-        expectancy_usd=None, market_bars=48, duration_s=0.1, digest="x",
-    )
+from tests.support.sweeps import T0, window
 
 
 def test_pooling_sums_trades_and_compounds_returns_over_the_windows():
