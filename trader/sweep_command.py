@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from core.errors import ConfigError
 from trader.backtest_command import _iso
 
 
@@ -48,12 +49,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from flows.sweep import prove, run_sweep
 
     if not args.data_dir.is_dir():
-        from core.errors import ConfigError
-
         raise ConfigError(f"--data-dir {args.data_dir}: not a folder of candle files")
-    # refuse bad input here, before Prefect or a cluster starts
-    plan, _base, variants, folds = prove(args.file, args.config, args.search, args.start,
-                                         args.end)
+    # refuse bad input here, before Prefect or a cluster starts, on one line
+    try:
+        plan, _base, variants, folds = prove(args.file, args.config, args.search, args.start,
+                                             args.end)
+    except ConfigError as exc:
+        raise ConfigError(" ".join(str(exc).split())) from None
     print(
         f"sweep: {len(variants)} variants{' + optuna trials' if plan.optuna else ''}, "
         f"{len(folds)} fold(s), {plan.search}",
