@@ -9,7 +9,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_HOME ?= $(CURDIR)/.local/prefect
 
 .PHONY: venv install run smoke logs smoke-logs test test-fast lint bench bench-smc bench-cycle \
-        bench-store bench-gateway bench-backtest bench-publish \
+        bench-store bench-gateway bench-backtest bench-publish bench-sweep \
         server sql check-config reference clean
 
 $(UV):
@@ -58,7 +58,7 @@ server: install  ## a Prefect server + UI on http://127.0.0.1:4200 (foreground)
 sql: install  ## SQL shell on the read copy of data/trading.duckdb (never blocks a cycle)
 	$(TRADER) sql
 
-bench: bench-smc bench-cycle bench-store bench-gateway bench-backtest bench-publish  ## every benchmark (figures, not assertions)
+bench: bench-smc bench-cycle bench-store bench-gateway bench-backtest bench-publish bench-sweep  ## every benchmark (figures, not assertions)
 
 bench-smc: install  ## SMC features vs the smartmoneyconcepts package (bench-only venv)
 	$(UV) venv --quiet --allow-existing --python 3.11 .local/bench-venv
@@ -84,3 +84,6 @@ bench-backtest: install  ## backtest market-bars/s (warm, cold), vs replay cycle
 	$(VENV)/bin/python bench/bench_backtest.py
 bench-publish: install  ## cycle time with and without a SQL reader; the read copy's cost per cycle
 	$(VENV)/bin/python bench/bench_publish.py
+
+bench-sweep: install  ## sweep config-market-bars/s on 1 and 2 Dask workers, per-task overhead, growth
+	$(VENV)/bin/python bench/bench_sweep.py

@@ -460,6 +460,56 @@ BACKTESTS = Migration(
     ),
 )
 
+SWEEPS = Migration(
+    8,
+    "sweeps: runs, and every backtest window's result keyed by config, data range and code",
+    (
+        """
+        CREATE TABLE sweep_runs (
+            sweep_id VARCHAR PRIMARY KEY,
+            space_file VARCHAR NOT NULL,
+            space VARCHAR NOT NULL,
+            data_dir VARCHAR NOT NULL,
+            markets VARCHAR NOT NULL,
+            data_start TIMESTAMPTZ NOT NULL,
+            data_end TIMESTAMPTZ NOT NULL,
+            folds VARCHAR NOT NULL,
+            search VARCHAR NOT NULL,
+            objective VARCHAR NOT NULL,
+            min_trades INTEGER NOT NULL,
+            code_version VARCHAR NOT NULL,
+            status VARCHAR NOT NULL,
+            backtests INTEGER NOT NULL,
+            evaluated INTEGER,
+            reused INTEGER,
+            errors VARCHAR,
+            report VARCHAR,
+            created_at TIMESTAMPTZ NOT NULL,
+            finished_at TIMESTAMPTZ
+        )
+        """,
+        # One row per (configuration, data range, code version): the resume key. A rerun
+        # of any sweep finds what an earlier one evaluated.
+        """
+        CREATE TABLE sweep_results (
+            config_hash VARCHAR NOT NULL,
+            data_dir VARCHAR NOT NULL,
+            markets VARCHAR NOT NULL,
+            window_start TIMESTAMPTZ NOT NULL,
+            window_end TIMESTAMPTZ NOT NULL,
+            code_version VARCHAR NOT NULL,
+            sweep_id VARCHAR NOT NULL,
+            config VARCHAR NOT NULL,
+            trades INTEGER NOT NULL,
+            duration_s DOUBLE NOT NULL,
+            result VARCHAR NOT NULL,
+            evaluated_at TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (config_hash, data_dir, markets, window_start, window_end, code_version)
+        )
+        """,
+    ),
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     FOUNDATION,
     SAFETY,
@@ -468,4 +518,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     ALLOCATION,
     PROTECTION,
     BACKTESTS,
+    SWEEPS,
 )

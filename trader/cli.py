@@ -230,12 +230,13 @@ def build_parser() -> argparse.ArgumentParser:
         sim_exchange_command,
         smc_commands,
         sql_command,
+        sweep_command,
     )
 
     # Command groups that live beside their domain.
     for module in (
         ops_commands, smc_commands, sim_exchange_command, sql_command, alerts_setup,
-        service_recovery, backtest_command,
+        service_recovery, backtest_command, sweep_command,
     ):
         module.register(sub)
     return parser

@@ -16,9 +16,9 @@ from store.backtests import BACKTEST_DB
 from trader.workpool import enter_home
 
 POOL_SUFFIX = "-pool"
-# Declared for the work pool only: `trader run` serves one run at a time, so a long
-# research run there would hold back the trading cycles.
-RESEARCH = {"backtest"}
+# Research, declared for the work pool only: `trader run` serves one run at a time (the
+# store's one writer), so a long backtest or sweep there would hold back the cycles.
+POOL_ONLY = {"backtest-pool", "sweep-pool"}
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -45,7 +45,7 @@ def test_served_deployments_match_the_declared_ones_under_other_names():
     served = {d.name: d for d in service_deployments(60, {"config_dir": "configs"})}
     # `prefect deploy --all` must not replace what `trader run` serves (issue 12).
     assert not set(served) & set(declared())
-    assert {f"{name}{POOL_SUFFIX}" for name in served} == set(declared()) - RESEARCH
+    assert {f"{name}{POOL_SUFFIX}" for name in served} == set(declared()) - POOL_ONLY
     for name, deployment in served.items():
         assert deployment.entrypoint.endswith(declared()[f"{name}{POOL_SUFFIX}"]["entrypoint"])
     assert served["cycle"].concurrency_options.collision_strategy == "CANCEL_NEW"
@@ -68,11 +68,18 @@ def test_the_pool_pull_step_refuses_a_missing_or_wrong_home(monkeypatch, tmp_pat
 
 
 def test_research_deployments_are_unscheduled_and_never_write_the_trading_store():
-    research = {name: d for name, d in declared().items() if name in RESEARCH}
-    assert set(research) == RESEARCH
-    for deployment in research.values():
+    for name in POOL_ONLY:
+        deployment = declared()[name]
         assert not deployment.get("schedules")
         assert "research" in deployment["tags"]
-    flow = load_flow_from_entrypoint(str(REPO / declared()["backtest"]["entrypoint"]))
-    db_default = inspect.signature(flow.fn).parameters["db"].default
-    assert Path(db_default) == BACKTEST_DB != Path("data/trading.duckdb")
+        flow = load_flow_from_entrypoint(str(REPO / deployment["entrypoint"]))
+        db_default = Path(inspect.signature(flow.fn).parameters["db"].default)
+        assert db_default != Path("data/trading.duckdb")
+    backtest = load_flow_from_entrypoint(str(REPO / declared()["backtest-pool"]["entrypoint"]))
+    assert Path(inspect.signature(backtest.fn).parameters["db"].default) == BACKTEST_DB
+
+
+def test_the_sweep_deployment_is_unscheduled_and_names_a_shipped_sweep_file():
+    sweep = declared()["sweep-pool"]
+    assert "schedules" not in sweep
+    assert (REPO / sweep["parameters"]["space_file"]).is_file()
