@@ -36,7 +36,7 @@ from store.db import open_store
 from store.sweeps import DataKey, SweepRunRecord, done_results, finish_sweep, start_sweep
 from store.sweeps import store_results as write_results
 from tasks.backtest import code_version
-from tasks.logs import ensure_logging
+from tasks.logs import backtest_log_file, setup_logging
 from tasks.settings import load_config
 from tasks.sweep import (
     BatchOutcome,
@@ -204,7 +204,7 @@ def execute(
     from reports.markdown import sweep_markdown
     from reports.sweep_text import render_sweep_text
 
-    ensure_logging()
+    setup_logging(log_file=backtest_log_file())  # research never writes the service log
     plan, base, variants, folds = prove(space_file, config_dir, search, start, end)
     key = DataKey(str(data_dir.resolve()), plan.markets, code_version())
     sweep_id = uuid.uuid4().hex[:12]

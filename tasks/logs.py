@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tasks.settings import SecretMaskFilter
@@ -61,3 +63,19 @@ def ensure_logging(level: str = "INFO") -> None:
     process started by Prefect, not by `trader`, and must still write logs/trader.log)."""
     if not any(getattr(h, "_smc_trader", False) for h in logging.getLogger("smc_trader").handlers):
         setup_logging(level)
+
+
+@contextmanager
+def quiet_decisions(level: int = logging.ERROR) -> Iterator[None]:
+    """Inside the block our loggers pass only `level` and above: a sweep worker runs hundreds
+    of backtests whose DEGRADED and refusal lines would bury the sweep's own output (their
+    decisions are stored as results; `trader backtest` reruns one with every line)."""
+    loggers = [logging.getLogger(root) for root in LOGGER_ROOTS]
+    before = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(level)
+    try:
+        yield
+    finally:
+        for logger, old in zip(loggers, before, strict=True):
+            logger.setLevel(old)

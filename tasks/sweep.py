@@ -28,6 +28,7 @@ from core.sweep_space import ResolvedVariant, resolve_space
 from reports.sweep_records import SampleFigures, SweepReport, VariantResult
 from schemas.config import AppConfig
 from tasks.backtest import BacktestRequest, run_backtest
+from tasks.logs import quiet_decisions
 
 log = logging.getLogger("smc_trader.sweep")
 MAX_BATCH = 40
@@ -113,11 +114,12 @@ def evaluate_jobs(data_dir: str, markets: Sequence[str], jobs: Sequence[SweepJob
     named in the errors and the others still run."""
     started = time.perf_counter()
     results, errors = [], {}
-    for job in jobs:
-        try:
-            results.append(run_job(Path(data_dir), tuple(markets), job))
-        except (TraderError, ValueError) as exc:
-            errors[job.label()] = f"{type(exc).__name__}: {exc}"
+    with quiet_decisions():
+        for job in jobs:
+            try:
+                results.append(run_job(Path(data_dir), tuple(markets), job))
+            except (TraderError, ValueError) as exc:
+                errors[job.label()] = f"{type(exc).__name__}: {exc}"
     return BatchOutcome(tuple(results), errors, time.perf_counter() - started)
 
 
