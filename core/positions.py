@@ -566,9 +566,23 @@ def _on_entry_cancelled(p: Position, e: EntryCancelled, _be: bool) -> Result:
     return _complete_entry(p)  # partly filled: the ladder covers what was filled
 
 
+def _refuse_an_id_owned_elsewhere(p: Position, venue_order_id: str, slot: str) -> None:
+    """A venue order id names one order: an acknowledgement giving the stop a TP's id (or a
+    TP the stop's or another level's) is refused, never recorded, because cancelling the
+    one would then cancel the other (a working stop of an open position included)."""
+    owners = {"stop": p.stop_order_id} | {f"tp{t.level}": t.order_id for t in p.tps}
+    for name, owned in owners.items():
+        if name != slot and owned == venue_order_id:
+            raise PositionError(
+                f"{p.position_id}: venue order {venue_order_id} acknowledged as its {slot} "
+                f"is already its {name}; the record is left as it was"
+            )
+
+
 def _on_stop_placed(p: Position, e: StopPlaced, _be: bool) -> Result:
     if p.state is PositionState.CLOSED:
         return p, [_cancel(p, "stop acknowledged after close", venue_order_id=e.venue_order_id)]
+    _refuse_an_id_owned_elsewhere(p, e.venue_order_id, "stop")
     if p.stop_order_id == e.venue_order_id:
         return p, []  # a repeated acknowledgement
     state = PositionState.CLOSING if p.state is PositionState.CLOSING else PositionState.PROTECTED
@@ -590,6 +604,7 @@ def _on_stop_placed(p: Position, e: StopPlaced, _be: bool) -> Result:
 def _on_stop_moved(p: Position, e: StopMoved, _be: bool) -> Result:
     if p.state is PositionState.CLOSED:
         return p, [_cancel(p, "stop moved after close", venue_order_id=e.venue_order_id)]
+    _refuse_an_id_owned_elsewhere(p, e.venue_order_id, "stop")
     nxt = replace(
         p,
         stop_order_id=e.venue_order_id,
@@ -657,6 +672,7 @@ def _on_tp_placed(p: Position, e: TpPlaced, _be: bool) -> Result:
         return p, [
             _cancel(p, "take profit acknowledged after close", venue_order_id=e.venue_order_id)
         ]
+    _refuse_an_id_owned_elsewhere(p, e.venue_order_id, f"tp{e.level}")
     return _with_tp(p, e.level, order_id=e.venue_order_id, price=e.trigger_price, size=e.size), []
 
 

@@ -24,6 +24,7 @@ from core.positions import (
     EntryFilled,
     EntryPartiallyFilled,
     FlattenFilled,
+    PositionError,
     PositionGone,
     PositionState,
     StopCancelled,
@@ -328,3 +329,17 @@ def test_backfill_for_a_short_uses_the_buy_side_and_prices_below() -> None:
 def test_events_refuse_a_non_positive_size_or_price(make: object) -> None:
     with pytest.raises(ValueError, match="must be positive"):
         make()  # type: ignore[operator]
+
+
+def test_an_acknowledgement_giving_one_venue_id_to_two_orders_is_refused():
+    """Found by the property test: a TP acknowledged under the stop's venue id, then a size
+    correction that re-sizes the ladder, cancelled the working stop of an open position."""
+    p = protected("p1")
+    assert p.stop_order_id is not None
+    with pytest.raises(PositionError, match="is already its stop"):
+        apply(p, TpPlaced("p1", 1, p.stop_order_id, 110.0, 4.0))
+    tp1 = apply(p, TpPlaced("p1", 1, "t-1", 110.0, 4.0))[0]
+    with pytest.raises(PositionError, match="is already its tp1"):
+        apply(tp1, StopMoved("p1", "t-1", 95.0, 10.0))
+    with pytest.raises(PositionError, match="is already its tp1"):
+        apply(tp1, TpPlaced("p1", 2, "t-1", 120.0, 3.0))
