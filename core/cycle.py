@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
+
+
+def as_utc(when: datetime) -> datetime:
+    """`when` in UTC; a time without a zone is taken as UTC (how every date we are given
+    on a command line, in a sweep file or as a flow parameter is meant)."""
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def parse_utc(text: str) -> datetime:
+    """An ISO date or date-time as UTC (`as_utc`); ValueError when it is neither."""
+    return as_utc(datetime.fromisoformat(text))
 
 
 class Clock(Protocol):

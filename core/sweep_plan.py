@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from core.cycle import as_utc
 from core.errors import ConfigError
 from core.sweep_analysis import FoldWindows
 from core.sweep_objective import Objective
@@ -144,7 +145,7 @@ def _when(name: str, value: Any) -> datetime | None:
             when = datetime.fromisoformat(str(value))
         except ValueError:
             raise ConfigError(f"sweep {name}: {value!r} is not a date, e.g. 2025-03-01") from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    return as_utc(when)
 
 
 def _walk_forward(raw: Mapping[str, Any]) -> WalkForward | None:

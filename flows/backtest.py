@@ -18,6 +18,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from core.backtest_result import BacktestResult, BacktestRun, IntrabarOrder
+from core.cycle import parse_utc
 from store.backtests import BACKTEST_DB, fail_run, finish_run, publish_results, start_run
 from store.db import open_store
 from tasks.backtest import (
@@ -135,7 +136,4 @@ def backtest(
 
 
 def _when(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    when = datetime.fromisoformat(text)
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    return None if text is None else parse_utc(text)

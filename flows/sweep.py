@@ -28,6 +28,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from prefect_dask import DaskTaskRunner
 
+from core.cycle import parse_utc
 from core.sweep_analysis import FoldWindows, Key, analyse
 from core.sweep_objective import WindowResult
 from core.sweep_plan import SweepPlan
@@ -307,7 +308,4 @@ def run_sweep(progress: Progress | None = None, **parameters: Any) -> SweepOutco
 
 
 def _when(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    when = datetime.fromisoformat(text)
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    return None if text is None else parse_utc(text)

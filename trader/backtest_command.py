@@ -14,23 +14,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from store.backtests import BACKTEST_DB
 from tasks.logs import backtest_log_file, setup_logging
 from tasks.settings import load_config
-
-
-def _iso(text: str) -> datetime:
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an ISO date/time, e.g. 2025-03-01 or 2025-03-01T12:00"
-        ) from exc
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+from trader.terminal import ProgressBar, iso_time
 
 
 def _markets(text: str) -> tuple[str, ...]:
@@ -38,30 +27,6 @@ def _markets(text: str) -> tuple[str, ...]:
     if not names:
         raise argparse.ArgumentTypeError("--markets needs base assets, e.g. BTC,ETH")
     return names
-
-
-class _Bar:
-    """A one-line progress bar on stderr (only on a terminal)."""
-
-    def __init__(self) -> None:
-        self.started = time.perf_counter()
-        self.shown = sys.stderr.isatty()
-
-    def __call__(self, done: int, total: int) -> None:
-        if not self.shown:
-            return
-        width = 30
-        filled = int(width * done / max(total, 1))
-        elapsed = time.perf_counter() - self.started
-        sys.stderr.write(
-            f"\rbacktest [{'#' * filled}{'.' * (width - filled)}] {done}/{total} hours "
-            f"{elapsed:5.1f} s"
-        )
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.shown:
-            sys.stderr.write("\n")
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
@@ -82,7 +47,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         equity=args.equity,
         intrabar=IntrabarOrder(args.intrabar),
     )
-    bar = _Bar()
+    bar = ProgressBar("backtest", "hours")
     try:
         result = run_pipeline(request, args.db, args.html, progress=bar)
     finally:
@@ -98,8 +63,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("backtest", help="backtest the strategy over stored candles, with a report")
     p.add_argument("--data-dir", type=Path, required=True, help="folder of {SYMBOL}USDT_1h files")
-    p.add_argument("--from", dest="start", type=_iso, default=None, help="first decision (UTC)")
-    p.add_argument("--to", dest="end", type=_iso, default=None, help="last decision (UTC)")
+    p.add_argument("--from", dest="start", type=iso_time, default=None, help="first decision (UTC)")
+    p.add_argument("--to", dest="end", type=iso_time, default=None, help="last decision (UTC)")
     p.add_argument("--config", type=Path, default=None, help="config folder (default: configs)")
     p.add_argument("--markets", type=_markets, default=None, help="base assets, e.g. BTC,ETH")
     p.add_argument("--equity", type=float, default=None, help="starting equity in USD")

@@ -18,7 +18,7 @@ a non-zero exit status (DataError -> `trader: ...`, exit 1).
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
@@ -29,6 +29,7 @@ from core.smc.inputs import checked_ohlcv
 from core.smc.timeframes import TIMEFRAMES, TS_DTYPE, data_end, resample
 from schemas.strategy import StrategyConfig
 from tasks.settings import load_config
+from trader.terminal import iso_time
 
 HOURLY_SUFFIX = "_1h.parquet"
 DAILY_SUFFIX = "_1d.parquet"
@@ -83,16 +84,6 @@ def load_data_dir(folder: Path) -> pl.DataFrame:
     return pl.concat(parts).select(
         "symbol", "timeframe", "ts", "open", "high", "low", "close", "volume"
     )
-
-
-def _iso(text: str) -> datetime:
-    """An ISO date or datetime; one without a zone is taken as UTC."""
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError as exc:
-        message = f"{text!r} is not an ISO date/time, e.g. 2026-01-31T12:00"
-        raise argparse.ArgumentTypeError(message) from exc
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def decision_times(
@@ -159,8 +150,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     p = sub.add_parser("signals", help="historical SMC scan of a folder of candle files")
     p.add_argument("--data-dir", type=Path, required=True, help="folder of {SYMBOL}_1h/_1d.parquet")
-    p.add_argument("--from", dest="start", type=_iso, default=None, help="first decision (UTC)")
-    p.add_argument("--to", dest="end", type=_iso, default=None, help="last decision (UTC)")
+    p.add_argument("--from", dest="start", type=iso_time, default=None, help="first decision (UTC)")
+    p.add_argument("--to", dest="end", type=iso_time, default=None, help="last decision (UTC)")
     p.add_argument(
         "-o",
         "--output",

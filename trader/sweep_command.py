@@ -14,35 +14,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 from core.errors import ConfigError
-from trader.backtest_command import _iso
-
-
-class _Bar:
-    """A one-line progress bar of backtests on stderr (only on a terminal)."""
-
-    def __init__(self) -> None:
-        self.started = time.perf_counter()
-        self.shown = sys.stderr.isatty()
-
-    def __call__(self, done: int, total: int) -> None:
-        if not self.shown:
-            return
-        width = 30
-        filled = int(width * done / max(total, 1))
-        elapsed = time.perf_counter() - self.started
-        sys.stderr.write(
-            f"\rsweep [{'#' * filled}{'.' * (width - filled)}] {done}/{total} backtests "
-            f"{elapsed:6.1f} s"
-        )
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.shown:
-            sys.stderr.write("\n")
+from trader.terminal import ProgressBar, iso_time
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -61,7 +36,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         f"{len(folds)} fold(s), {plan.search}",
         file=sys.stderr,
     )
-    bar = _Bar()
+    bar = ProgressBar("sweep", "backtests")
     try:
         outcome = run_sweep(
             progress=bar,
@@ -101,9 +76,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("sweep", help="parameter sweep with walk-forward on a Dask cluster")
     p.add_argument("file", type=Path, help="sweep file, e.g. configs/sweeps/relaxations.yaml")
     p.add_argument("--data-dir", type=Path, required=True, help="folder of {SYMBOL}USDT_1h files")
-    p.add_argument("--from", dest="start", type=_iso, default=None,
+    p.add_argument("--from", dest="start", type=iso_time, default=None,
                    help="first decision (UTC); default: the file's window.from")
-    p.add_argument("--to", dest="end", type=_iso, default=None,
+    p.add_argument("--to", dest="end", type=iso_time, default=None,
                    help="end of the range (UTC, excluded); default: the file's window.to")
     p.add_argument("--workers", type=_positive, default=None,
                    help="LocalCluster worker processes (default: one per core)")
