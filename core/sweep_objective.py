@@ -19,7 +19,7 @@ import hashlib
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -31,6 +31,7 @@ from core.metrics import (
     DAYS_PER_MONTH,
     DAYS_PER_YEAR,
     SECONDS_PER_DAY,
+    BacktestMetrics,
     EquityCurve,
     daily_returns,
     sharpe_ratio,
@@ -124,8 +125,34 @@ def summarize(result: BacktestResult, config_hash: str, markets: int) -> WindowR
 
 
 @dataclass(frozen=True, slots=True)
+class SampleFigures:
+    """A variant's figures on one sample; money figures are net of fees and funding."""
+
+    trades: int
+    trades_per_month: float | None
+    win_rate: float | None
+    expectancy_usd: float | None
+    expectancy_r: float | None
+    max_drawdown_pct: float | None
+    sharpe: float | None  # daily, annualised (core/metrics.py)
+
+    @classmethod
+    def from_metrics(cls, metrics: BacktestMetrics) -> SampleFigures:
+        """The figures of one backtest (or of the folds' backtests merged by the sweep)."""
+        return cls(
+            trades=metrics.trades,
+            trades_per_month=metrics.trades_per_month,
+            win_rate=metrics.win_rate,
+            expectancy_usd=metrics.expectancy_usd,
+            expectancy_r=metrics.expectancy_r,
+            max_drawdown_pct=metrics.max_drawdown_pct,
+            sharpe=metrics.sharpe,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Pooled:
-    """One sample's figures over its windows (fields as reports/sweep_records.SampleFigures)."""
+    """One sample's figures over its windows: the report's SampleFigures and more."""
 
     windows: int
     trades: int
@@ -141,6 +168,10 @@ class Pooled:
     profit_drawdown: float | None
     days: float
     daily: tuple[float, ...]
+
+    def figures(self) -> SampleFigures:
+        """The figures the sweep report prints."""
+        return SampleFigures(**{f.name: getattr(self, f.name) for f in fields(SampleFigures)})
 
 
 def pool(windows: Sequence[WindowResult]) -> Pooled:

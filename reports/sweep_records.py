@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.metrics import BacktestMetrics
 from core.overfit import (
     DSR_MIN,
     PBO_MAX,
@@ -16,32 +15,7 @@ from core.overfit import (
     OverfitVerdict,
     overfit_verdict,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class SampleFigures:
-    """A variant's figures on one sample; money figures are net of fees and funding."""
-
-    trades: int
-    trades_per_month: float | None
-    win_rate: float | None
-    expectancy_usd: float | None
-    expectancy_r: float | None
-    max_drawdown_pct: float | None
-    sharpe: float | None  # daily, annualised (core/metrics.py)
-
-    @classmethod
-    def from_metrics(cls, metrics: BacktestMetrics) -> SampleFigures:
-        """The figures of one backtest (or of the folds' backtests merged by the sweep)."""
-        return cls(
-            trades=metrics.trades,
-            trades_per_month=metrics.trades_per_month,
-            win_rate=metrics.win_rate,
-            expectancy_usd=metrics.expectancy_usd,
-            expectancy_r=metrics.expectancy_r,
-            max_drawdown_pct=metrics.max_drawdown_pct,
-            sharpe=metrics.sharpe,
-        )
+from core.sweep_objective import SampleFigures
 
 
 @dataclass(frozen=True, slots=True)

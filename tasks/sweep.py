@@ -136,17 +136,7 @@ def run_job(data_dir: Path, markets: tuple[str, ...], job: SweepJob) -> WindowRe
 
 
 def _figures(sample: Pooled | None) -> SampleFigures | None:
-    if sample is None:
-        return None
-    return SampleFigures(
-        trades=sample.trades,
-        trades_per_month=sample.trades_per_month,
-        win_rate=sample.win_rate,
-        expectancy_usd=sample.expectancy_usd,
-        expectancy_r=sample.expectancy_r,
-        max_drawdown_pct=sample.max_drawdown_pct,
-        sharpe=sample.sharpe,
-    )
+    return None if sample is None else sample.figures()
 
 
 def build_report(
