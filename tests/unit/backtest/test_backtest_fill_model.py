@@ -4,44 +4,26 @@ open, not at the stop), and fees and funding to the cent."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import polars as pl
 import pytest
 
 from core.engine.backtest import HourInput, run_hours
 from core.engine.state import MemoryState
 from core.engine.trades import trades_of
-from core.market import MarketInfo
 from core.metrics import ExitReason
 from schemas.config import AppConfig
 from tests.support.feeds import CandleFeed
+from tests.unit.backtest.hand_bars import FLAT, HISTORY, INFO, START, SYMBOL, T0, H, candle_frame
 from tests.unit.risk.conftest import market, markets_frame, signal, signals_frame
 from venues.paper import FundingSchedule, PaperConfig
 from venues.paper.stepped import SteppedPaperVenue
 
-H = timedelta(hours=1)
-START = datetime(2025, 6, 1, tzinfo=UTC)
-HISTORY = 24
-T0 = START + HISTORY * H  # the decision hour of the signal
-SYMBOL = "ABC/USD:USD"
-INFO = MarketInfo(SYMBOL, "ABCUSD", "ABC", "USD", 1.0, 0.01, 0.001, 0.001, 50.0)
 SLIP, TAKER = 2.0, 0.0005  # the shipped execution.slippage_bps and taker_fee
 
 
 def bars(after: list[tuple[float, float, float, float]]) -> pl.DataFrame:
     """Flat history at 100, then (open, high, low, close) bar by bar from T0."""
-    rows = [(100.0, 100.0, 100.0, 100.0)] * HISTORY + after + [after[-1]] * 10
-    return pl.DataFrame(
-        {
-            "ts": [START + i * H for i in range(len(rows))],
-            "open": [r[0] for r in rows],
-            "high": [r[1] for r in rows],
-            "low": [r[2] for r in rows],
-            "close": [r[3] for r in rows],
-            "volume": [1e6] * len(rows),
-        }
-    ).with_columns(pl.col("ts").dt.cast_time_unit("us"))
+    return candle_frame([FLAT] * HISTORY + after + [after[-1]] * 10, START, H)
 
 
 def run(after: list[tuple[float, float, float, float]], hours: int, funding=None):

@@ -5,7 +5,7 @@ they reach the stop first: the stop fills; no 15m file: the stop fills first), a
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,23 +15,18 @@ import pytest
 from core.backtest_result import IntrabarOrder
 from core.engine.backtest import HourInput, run_hours
 from core.engine.state import MemoryState
-from core.market import MarketInfo
 from core.orders import OrderSide
 from schemas.config import AppConfig
 from tasks.backtest import _lower_timeframes
 from tests.support.feeds import CandleFeed
+from tests.unit.backtest.hand_bars import FLAT, HISTORY, INFO, START, SYMBOL, T0, H, candle_frame
 from tests.unit.risk.conftest import market, markets_frame, signal, signals_frame
 from venues.paper import PaperConfig
 from venues.paper.intrabar import LowerTimeframes, read_lower_timeframes, read_sub_bars
 from venues.paper.stepped import SteppedPaperVenue
 
-H = timedelta(hours=1)
 Q = timedelta(minutes=15)
-START = datetime(2025, 6, 1, tzinfo=UTC)
-HISTORY = 24
-T0 = START + HISTORY * H  # the decision hour of the signal; its bar is the ambiguous one
-SYMBOL = "ABC/USD:USD"
-INFO = MarketInfo(SYMBOL, "ABCUSD", "ABC", "USD", 1.0, 0.01, 0.001, 0.001, 50.0)
+# T0, the decision hour of the signal: its bar is the ambiguous one
 AMBIGUOUS = (100.0, 104.0, 94.0, 100.0)  # reaches the 95 stop and the 103 TP1
 TP_FIRST = [(100.0, 103.5, 99.5, 103.0), (103.0, 103.2, 94.0, 95.0),
             (95.0, 99.0, 94.5, 98.0), (98.0, 104.0, 97.0, 100.0)]  # fmt: skip
@@ -39,29 +34,15 @@ STOP_FIRST = [(100.0, 100.5, 94.0, 95.0), (95.0, 103.5, 95.0, 103.0),
               (103.0, 104.0, 99.0, 100.0), (100.0, 101.0, 99.0, 100.0)]  # fmt: skip
 
 
-def frame(rows: list[tuple[float, float, float, float]], start: datetime, step: timedelta):
-    return pl.DataFrame(
-        {
-            "ts": [start + i * step for i in range(len(rows))],
-            "open": [r[0] for r in rows],
-            "high": [r[1] for r in rows],
-            "low": [r[2] for r in rows],
-            "close": [r[3] for r in rows],
-            "volume": [1e6] * len(rows),
-        }
-    ).with_columns(pl.col("ts").dt.cast_time_unit("us"))
-
-
 def hourly() -> pl.DataFrame:
-    flat = [(100.0, 100.0, 100.0, 100.0)]
-    return frame(flat * HISTORY + [AMBIGUOUS] + flat * 10, START, H)
+    return candle_frame([FLAT] * HISTORY + [AMBIGUOUS] + [FLAT] * 10, START, H)
 
 
 def write_15m(folder: Path, base: str, rows: list[tuple[float, float, float, float]]) -> Path:
     """Flat 15m candles at 100 around T0's hour, `rows` inside it."""
-    flat = [(100.0, 100.0, 100.0, 100.0)]
+    flat = [FLAT]
     path = folder / f"{base}USDT_15m.parquet"
-    frame(flat * 4 + rows + flat * 8, T0 - H, Q).write_parquet(path)
+    candle_frame(flat * 4 + rows + flat * 8, T0 - H, Q).write_parquet(path)
     return path
 
 
@@ -130,7 +111,7 @@ def test_15m_candles_missing_part_of_the_hour_leave_the_stop_first(tmp_path):
 
 def test_the_finest_file_is_used(tmp_path):
     write_15m(tmp_path, "ABC", TP_FIRST)
-    frame([(100.0, 100.0, 100.0, 100.0)] * 120, T0 - H, timedelta(minutes=1)).write_parquet(
+    candle_frame([FLAT] * 120, T0 - H, timedelta(minutes=1)).write_parquet(
         tmp_path / "ABCUSDT_1m.parquet"
     )
     lower, _ = read_lower_timeframes(tmp_path, {SYMBOL: "ABC"})
