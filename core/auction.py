@@ -22,12 +22,13 @@ margin x leverage; the risk manager clamps it like any other size.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
 
+from core.market_book import MarketBook, MarketTerms
 from core.risk import (
     AccountState,
     OpenPosition,
@@ -35,11 +36,9 @@ from core.risk import (
     account_denial,
     concurrency_room,
     input_denial,
-    leverage_expr,
     position_cap,
     positions_frame,
     risk_notional,
-    with_market,
 )
 from schemas.allocation import (
     Allocations,
@@ -59,92 +58,194 @@ __all__ = [
     "SystemState",
     "auction_table",
     "build_candidates",
+    "candidate_rows",
     "run_auction",
+    "run_auction_rows",
+    "signal_rows",
 ]
 
 SIGNAL_COLUMNS = ("symbol", "ts", "strategy", "side", "entry", "stop", "tp1", "tp2", "tp3")
+PRICE_COLUMNS = SIGNAL_COLUMNS[4:]
 TIE_BREAK = (
     "side", "strategy", "ts", "entry", "stop", "tp1", "tp2", "tp3", "regime", "signal_score",
     "size", "mark_price", "held_margin",
 )  # fmt: skip
+TIER_RANK = {t: i for i, t in enumerate(TRADEABLE_TIERS)}
 
 
-@dataclass(frozen=True, slots=True)
 class AuctionResult:
-    allocations: pl.DataFrame  # Allocations, rank order
-    candidates: int
-    winners_selected: int  # reaffirmed + selected
-    budget: float  # auction_max_margin_util x equity, margin in USD
-    margin_in_use: float  # before this auction
-    margin_planned: float  # in use + the estimated margin of the new winners
+    """The auction's decision for every candidate (rows in rank order), and its budget.
+
+    `allocations` is the validated Allocations frame of the rows, built when first asked
+    (the live cycle stores and shows it; a backtest never needs it)."""
+
+    __slots__ = (
+        "_frame",
+        "budget",
+        "candidates",
+        "margin_in_use",
+        "margin_planned",
+        "rows",
+        "winners_selected",
+    )
+
+    def __init__(self, rows: list[dict[str, Any]], budget: float, margin_in_use: float) -> None:
+        self.rows = rows
+        self.candidates = len(rows)
+        self.winners_selected = sum(1 for r in rows if r["decision"] != Decision.LOST)
+        self.budget = budget  # auction_max_margin_util x equity, margin in USD
+        self.margin_in_use = margin_in_use  # before this auction
+        # in use + the estimated margin of the new winners
+        self.margin_planned = margin_in_use + math.fsum(
+            r["planned_margin"] for r in rows if r["decision"] == Decision.SELECTED
+        )
+        self._frame: pl.DataFrame | None = None
+
+    @property
+    def allocations(self) -> pl.DataFrame:
+        """Allocations, rank order (validated)."""
+        if self._frame is None:
+            frame = pl.DataFrame(self.rows, schema=polars_schema(Allocations), orient="row")
+            self._frame = Allocations.validate(frame)
+        return self._frame
 
 
 # --- candidates ----------------------------------------------------------------------------
 
 
-def _signal_rows(signals: pl.DataFrame | None) -> pl.DataFrame:
-    """Signals as Candidates columns; rows are not value-checked here (bad ones lose later)."""
-    schema = polars_schema(Candidates)
+def signal_rows(signals: pl.DataFrame | None) -> list[dict[str, Any]]:
+    """A Signals frame as rows: symbol, ts, strategy, side, prices (as floats), regime, score."""
     if signals is None or signals.height == 0:
-        return pl.DataFrame(schema=schema)
+        return []
     return signals.select(
-        pl.lit(CandidateKind.NEW.value).alias("kind"),
-        pl.col("symbol").fill_null(""),  # no symbol: no market, so it loses MARKET_MISSING
-        *SIGNAL_COLUMNS[1:],
-        "regime",
-        pl.col("score").alias("signal_score"),
-    ).with_columns(pl.col(SIGNAL_COLUMNS[4:]).cast(pl.Float64))
+        *SIGNAL_COLUMNS[:4], pl.col(PRICE_COLUMNS).cast(pl.Float64), "regime", "score"
+    ).to_dicts()
 
 
-def _held_rows(held: pl.DataFrame) -> pl.DataFrame:
-    return held.select(
-        pl.lit(CandidateKind.HELD.value).alias("kind"),
-        "symbol",
-        "side",
-        pl.col("entry_price").alias("entry"),
-        "size",
-        "mark_price",
-        pl.col("margin").alias("held_margin"),
-    )
+def _price(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def candidate_rows(
+    signals: Iterable[Mapping[str, Any]],
+    positions: Sequence[OpenPosition],
+    markets: MarketBook,
+    risk: RiskConfig,
+) -> list[dict[str, Any]]:
+    """Candidates: every signal row and every held position, with tier and auction score.
+
+    Rows of the Candidates columns (not yet ranked, not validated). Refuses nothing: a
+    signal with a bad price, side or score keeps its row (score may be NaN) and loses later.
+    A symbol listed twice in the registry is ambiguous: no tier.
+    """
+    terms = markets.terms
+    rows: list[dict[str, Any]] = []
+    for s in signals:
+        symbol = s["symbol"] if s["symbol"] is not None else ""  # no symbol: MARKET_MISSING
+        market = terms.get(symbol)
+        tier = market.tier if market is not None else None
+        score = s["score"]
+        if score is not None:
+            score = float(score)
+            weight = risk.tier_weights.get(tier, 0.0) if tier is not None else 0.0
+            regime = s["regime"]
+            regime_w = (
+                risk.regime_weights.get(regime, risk.other_regime_weight)
+                if regime is not None
+                else risk.other_regime_weight
+            )
+            auction_score: float | None = score * float(weight) * float(regime_w)
+        else:
+            auction_score = None
+        rows.append(
+            {
+                "kind": CandidateKind.NEW.value,
+                "symbol": symbol,
+                "side": s["side"],
+                "strategy": s["strategy"],
+                "ts": s["ts"],
+                "entry": _price(s["entry"]),
+                "stop": _price(s["stop"]),
+                "tp1": _price(s["tp1"]),
+                "tp2": _price(s["tp2"]),
+                "tp3": _price(s["tp3"]),
+                "regime": s["regime"],
+                "signal_score": score,
+                "tier": tier,
+                "score": auction_score,
+                "size": None,
+                "mark_price": None,
+                "held_margin": None,
+            }
+        )
+    for p in positions:
+        market = terms.get(p.symbol)
+        rows.append(
+            {
+                "kind": CandidateKind.HELD.value,
+                "symbol": p.symbol,
+                "side": str(p.side),
+                "strategy": None,
+                "ts": None,
+                "entry": float(p.entry_price),
+                "stop": None,
+                "tp1": None,
+                "tp2": None,
+                "tp3": None,
+                "regime": None,
+                "signal_score": None,
+                "tier": market.tier if market is not None else None,
+                "score": float(risk.incumbent_score),
+                "size": float(p.size),
+                "mark_price": _price(p.mark_price),
+                "held_margin": float(p.margin),
+            }
+        )
+    return rows
 
 
 def build_candidates(
-    signals: pl.DataFrame | None, held: pl.DataFrame, markets: pl.DataFrame, risk: RiskConfig
+    signals: pl.DataFrame | None,
+    held: pl.DataFrame,
+    markets: pl.DataFrame | MarketBook,
+    risk: RiskConfig,
 ) -> pl.DataFrame:
-    """Candidates: every signal row and every held position, with tier and auction score.
-
-    Returns the Candidates columns (not yet ranked, not validated). Refuses nothing: a
-    signal with a bad price, side or score keeps its row (score may be NaN) and loses later.
-    """
-    schema = polars_schema(Candidates)
-    # a symbol listed twice is ambiguous: no tier (with_market treats it as missing too)
-    tiers = markets.select("symbol", "tier").filter(pl.col("symbol").is_unique())
-    rows = pl.concat([_signal_rows(signals), _held_rows(held)], how="diagonal_relaxed").join(
-        tiers, on="symbol", how="left", maintain_order="left"
-    )
-    tier_w = pl.col("tier").replace_strict(risk.tier_weights, default=0.0, return_dtype=pl.Float64)
-    regime_w = pl.col("regime").replace_strict(
-        risk.regime_weights, default=risk.other_regime_weight, return_dtype=pl.Float64
-    )
-    score = (
-        pl.when(pl.col("kind") == CandidateKind.HELD)
-        .then(pl.lit(risk.incumbent_score))
-        .otherwise(pl.col("signal_score") * tier_w * regime_w)
-    )
-    # an internal frame: cast to the Candidates columns, validated where it leaves (Allocations)
-    return rows.with_columns(score.alias("score")).select(schema.names()).cast(schema)
+    """Candidates as a frame (not yet ranked, not validated): see `candidate_rows`."""
+    positions = [OpenPosition(**r) for r in positions_frame(held).to_dicts()]
+    rows = candidate_rows(signal_rows(signals), positions, MarketBook.of(markets), risk)
+    return pl.DataFrame(rows, schema=polars_schema(Candidates), orient="row")
 
 
-def _ranked(candidates: pl.DataFrame) -> pl.DataFrame:
-    """Candidates in auction order with a 1-based `rank`: a total order, row order irrelevant."""
-    valid_score = pl.when(pl.col("score").is_finite()).then(pl.col("score")).otherwise(-1.0)
-    tier_rank = pl.col("tier").replace_strict(
-        {t: i for i, t in enumerate(TRADEABLE_TIERS)}, default=len(TRADEABLE_TIERS)
+def _ascending(value: Any) -> tuple[Any, ...]:
+    """A sort key placing values first, NaN after them, nulls last (as polars sorts)."""
+    if value is None:
+        return (2,)
+    if isinstance(value, float) and math.isnan(value):
+        return (1,)
+    return (0, value)
+
+
+def _rank_key(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    score = row["score"]
+    valid = score if score is not None and math.isfinite(score) else -1.0
+    return (
+        -valid,
+        row["kind"] != CandidateKind.HELD,
+        TIER_RANK.get(row["tier"], len(TRADEABLE_TIERS)),
+        row["symbol"],
+        *(_ascending(row[c]) for c in TIE_BREAK),
     )
-    keys = [valid_score, pl.col("kind") != CandidateKind.HELD, tier_rank, "symbol", *TIE_BREAK]
-    descending = [True] + [False] * (len(keys) - 1)
-    ordered = candidates.sort(keys, descending=descending, nulls_last=True)
-    return ordered.with_row_index("rank", offset=1).with_columns(pl.col("rank").cast(pl.Int64))
+
+
+def ranked(candidates: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Candidates in auction order with a 1-based `rank`: a total order, row order irrelevant.
+
+    Score descending (a non-finite score counts as -1), held before new, tier A < B < C
+    (others after), symbol, then every other column ascending (NaN after values, nulls last)."""
+    ordered = sorted(candidates, key=_rank_key)
+    for n, row in enumerate(ordered, start=1):
+        row["rank"] = n
+    return ordered
 
 
 # --- greedy selection ----------------------------------------------------------------------
@@ -172,12 +273,16 @@ def _lost(reason: Reason) -> _Outcome:
 
 
 def _denial(
-    row: Mapping[str, Any], budget: _Budget, account_reason: Reason | None
+    row: Mapping[str, Any],
+    market: MarketTerms | None,
+    budget: _Budget,
+    account_reason: Reason | None,
 ) -> Reason | None:
     if account_reason is not None:
         return account_reason
-    if row["input_reason"] is not None:
-        return Reason(row["input_reason"])
+    bad_input = input_denial(row, market)
+    if bad_input is not None:
+        return bad_input
     if row["symbol"] in budget.held:
         return Reason.ALREADY_HELD
     if row["symbol"] in budget.won:
@@ -189,6 +294,8 @@ def _denial(
 
 def _decide(
     row: Mapping[str, Any],
+    market: MarketTerms | None,
+    lev: float | None,
     budget: _Budget,
     account: AccountState,
     safety: SafetyConfig,
@@ -197,12 +304,11 @@ def _decide(
 ) -> _Outcome:
     """One candidate's outcome; updates `budget` when it wins."""
     if row["kind"] == CandidateKind.HELD:
-        margin = row["held_margin"]
-        return _Outcome(Decision.REAFFIRMED, planned_margin=margin)
-    reason = _denial(row, budget, account_reason)
+        return _Outcome(Decision.REAFFIRMED, planned_margin=row["held_margin"])
+    reason = _denial(row, market, budget, account_reason)
     if reason is not None:
         return _lost(reason)
-    lev = row["leverage"]
+    assert lev is not None  # a market with usable precision has a leverage
     planned = min(
         risk_notional(row["entry"], row["stop"], account.equity, risk),
         position_cap(account.equity, safety),
@@ -222,72 +328,58 @@ def _decide(
     return _Outcome(Decision.SELECTED, None, planned, planned / lev, override)
 
 
-def run_auction(
-    signals: pl.DataFrame | None,
-    positions: Sequence[OpenPosition] | pl.DataFrame,
-    markets: pl.DataFrame,
+def run_auction_rows(
+    signals: Iterable[Mapping[str, Any]],
+    positions: Sequence[OpenPosition],
+    markets: MarketBook,
     account: AccountState,
     safety: SafetyConfig,
     risk: RiskConfig,
 ) -> AuctionResult:
     """Rank signals and held positions and select winners within the margin budget.
 
-    Returns every candidate with its decision: `reaffirmed` (held), `selected` (new
-    entry for the risk manager, maybe with a notional_override) or `lost` with a
-    Reason. Refuses new entries, never held positions, when the account says no
-    (state, drawdown); a bad signal loses with its Reason and the others proceed.
+    Every candidate gets its decision: `reaffirmed` (held), `selected` (new entry for the
+    risk manager, maybe with a notional_override) or `lost` with a Reason. Refuses new
+    entries, never held positions, when the account says no (state, drawdown); a bad
+    signal loses with its Reason and the others proceed. `positions` are trusted here
+    (`run_auction` validates them).
     """
-    held = positions_frame(positions)
-    ranked = _ranked(build_candidates(signals, held, markets, risk))
-    rows = with_market(ranked, markets).with_columns(
-        input_reason=input_denial(), leverage=leverage_expr(risk)
-    )
+    rows = ranked(candidate_rows(signals, positions, markets, risk))
     in_use = account.margin_used
     budget_usd = safety.auction_max_margin_util * account.equity
     budget = _Budget(
         remaining=budget_usd - in_use if math.isfinite(budget_usd - in_use) else 0.0,
-        room=concurrency_room(held.height, safety),
-        held=frozenset(held["symbol"].to_list()),
+        room=concurrency_room(len(positions), safety),
+        held=frozenset(p.symbol for p in positions),
     )
     account_reason = account_denial(account, safety)
-    outcomes = [
-        _decide(r, budget, account, safety, risk, account_reason)
-        for r in rows.iter_rows(named=True)
-    ]
-    allocations = _allocations_frame(ranked, rows["leverage"], outcomes)
-    selected = allocations.filter(pl.col("decision") == Decision.SELECTED)
-    return AuctionResult(
-        allocations=allocations,
-        candidates=allocations.height,
-        winners_selected=allocations.filter(pl.col("decision") != Decision.LOST).height,
-        budget=budget_usd,
-        margin_in_use=in_use,
-        margin_planned=in_use + float(selected["planned_margin"].sum()),
-    )
+    for row in rows:
+        market = markets.terms.get(row["symbol"])
+        lev = market.leverage(risk.default_leverage) if market is not None else None
+        o = _decide(row, market, lev, budget, account, safety, risk, account_reason)
+        row["decision"] = o.decision.value
+        row["reason"] = o.reason.value if o.reason else None
+        row["leverage"] = lev
+        row["planned_notional"] = o.planned_notional
+        row["planned_margin"] = o.planned_margin
+        row["notional_override"] = o.notional_override
+    return AuctionResult(rows, budget_usd, in_use)
 
 
-def _allocations_frame(
-    ranked: pl.DataFrame, leverage: pl.Series, outcomes: list[_Outcome]
-) -> pl.DataFrame:
-    schema = polars_schema(Allocations)
-    decided = pl.DataFrame(
-        {
-            "decision": [o.decision.value for o in outcomes],
-            "reason": [o.reason.value if o.reason else None for o in outcomes],
-            "planned_notional": [o.planned_notional for o in outcomes],
-            "planned_margin": [o.planned_margin for o in outcomes],
-            "notional_override": [o.notional_override for o in outcomes],
-        },
-        schema={
-            "decision": pl.String,
-            "reason": pl.String,
-            "planned_notional": pl.Float64,
-            "planned_margin": pl.Float64,
-            "notional_override": pl.Float64,
-        },
+def run_auction(
+    signals: pl.DataFrame | None,
+    positions: Sequence[OpenPosition] | pl.DataFrame,
+    markets: pl.DataFrame | MarketBook,
+    account: AccountState,
+    safety: SafetyConfig,
+    risk: RiskConfig,
+) -> AuctionResult:
+    """`run_auction_rows` on frames: the positions are validated first (a malformed held
+    position is a bug to stop on: pandera's SchemaError)."""
+    held = [OpenPosition(**r) for r in positions_frame(positions).to_dicts()]
+    return run_auction_rows(
+        signal_rows(signals), held, MarketBook.of(markets), account, safety, risk
     )
-    frame = pl.concat([ranked, decided], how="horizontal").with_columns(leverage)
-    return Allocations.validate(frame.select(schema.names()).cast(schema))
 
 
 # --- the Prefect artifact ------------------------------------------------------------------

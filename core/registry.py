@@ -103,6 +103,15 @@ def build_registry(
     that problem as its reason; the other markets are unaffected. Candidate symbols the
     venue does not list are warned about (once per call, i.e. once per cycle).
     """
+    rows = registry_rows(markets, tickers, config)
+    return Markets.validate(pl.DataFrame(rows, schema=polars_schema(Markets), orient="row"))
+
+
+def registry_rows(
+    markets: Iterable[MarketInfo], tickers: Mapping[str, Ticker], config: MarketsConfig
+) -> list[dict[str, object]]:
+    """The Markets rows `build_registry` validates, sorted by symbol (a backtest keeps them
+    as rows: core/market_book.py)."""
     markets = list(markets)
     warn_unknown_candidates(markets, config)
     universe = set(config.candidate_symbols) | set(config.pinned_tier_a)
@@ -145,8 +154,11 @@ def build_registry(
                 "reason": c.reason,
             }
         )
-    frame = pl.DataFrame(rows, schema=polars_schema(Markets), orient="row")
-    return Markets.validate(frame.sort("symbol"))
+    return sorted(rows, key=_symbol)
+
+
+def _symbol(row: Mapping[str, object]) -> str:
+    return str(row["symbol"])
 
 
 class MarketRegistry:

@@ -25,11 +25,10 @@ entries: they produce no intent and pass no entry gate.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -38,6 +37,7 @@ from typing import Any
 
 import polars as pl
 
+from core.market_book import MarketBook, MarketTerms
 from core.orders import PositionSide
 from core.precision import floor_to_step, round_away, round_to_step
 from core.system_state import SystemState
@@ -58,7 +58,6 @@ from schemas.risk import TRADEABLE_TIERS, RiskConfig
 
 log = logging.getLogger("smc_trader.risk")
 
-PRECISION_COLUMNS = ("contract_size", "tick_size", "lot_size", "min_size", "max_leverage")
 TP_COLUMNS = ("tp1", "tp2", "tp3")
 CLIENT_ID_PREFIX = "smc-"
 CLIENT_ID_HASH_CHARS = 20  # 80 bits: unique per cycle by a wide margin, well under Kraken's 100
@@ -172,81 +171,48 @@ def risk_notional(entry: float, stop: float, equity: float, risk: RiskConfig) ->
     return risk.risk_per_trade_pct * equity * entry / abs(entry - stop)
 
 
-def leverage_expr(risk: RiskConfig) -> pl.Expr:
-    """Leverage used for margin: RiskConfig.default_leverage, never above the market's
-    max_leverage (needs the `with_market` columns)."""
-    capped = pl.min_horizontal(pl.col("max_leverage"), pl.lit(risk.default_leverage))
-    return pl.when(pl.col("max_leverage").is_not_null()).then(capped).alias("leverage")
+# --- bad input, per candidate row ----------------------------------------------------------
 
 
-# --- bad input, one expression over the whole candidate frame ------------------------------
+def _usable(value: float | None) -> bool:
+    return value is not None and math.isfinite(value) and value > 0
 
 
-def with_market(frame: pl.DataFrame, markets: pl.DataFrame) -> pl.DataFrame:
-    """`frame` with each row's market (tier, tradeable, precision) joined by symbol.
+def input_denial(row: Mapping[str, Any], market: MarketTerms | None) -> Reason | None:
+    """The first bad-input Reason of one candidate (None when its input is usable).
 
-    Adds `market_found`. A symbol listed twice in `markets` counts as missing: the
-    registry must be the single authority, so an ambiguous entry is not trusted.
-    """
-    market_cols = ["symbol", "tier", *PRECISION_COLUMNS]
-    m = markets.select(
-        *market_cols,
-        (pl.col("tradeable") if "tradeable" in markets.columns else pl.lit(True)).alias(
-            "tradeable"
-        ),
-    ).filter(pl.col("symbol").is_unique())
-    m = m.with_columns(
-        pl.col(PRECISION_COLUMNS).cast(pl.Float64),
-        pl.col("tier").alias("market_tier"),
-        pl.lit(True).alias("market_found"),
-    ).drop("tier")
-    joined = frame.join(m, on="symbol", how="left", maintain_order="left")
-    return joined.with_columns(pl.col("market_found").fill_null(False))
-
-
-def _usable(col: str) -> pl.Expr:
-    return (pl.col(col).is_finite() & (pl.col(col) > 0)).fill_null(False)
-
-
-@functools.cache  # an immutable expression; building it costs more than evaluating it
-def input_denial() -> pl.Expr:
-    """The first bad-input Reason of each candidate row (null when the input is usable).
-
-    Needs the columns of `with_market` plus side, entry, stop and signal_score.
-    """
-    precision_ok = pl.all_horizontal(
-        *(_usable(c) for c in PRECISION_COLUMNS if c != "min_size"),
-        (pl.col("min_size").is_finite() & (pl.col("min_size") >= 0)).fill_null(False),
-    )
-    tradeable = pl.col("market_tier").is_in(TRADEABLE_TIERS) & pl.col("tradeable")
-    score_ok = pl.col("signal_score").is_finite() & pl.col("signal_score").is_between(0.0, 1.0)
-    toward_loss = pl.when(pl.col("side") == PositionSide.LONG).then(1.0).otherwise(-1.0)
-    return (
-        pl.when(~pl.col("market_found"))
-        .then(pl.lit(Reason.MARKET_MISSING.value))
-        .when(~precision_ok)
-        .then(pl.lit(Reason.NO_PRECISION.value))
-        .when(~tradeable.fill_null(False))
-        .then(pl.lit(Reason.NOT_TRADEABLE.value))
-        .when(~pl.col("side").is_in([s.value for s in PositionSide]).fill_null(False))
-        .then(pl.lit(Reason.BAD_SIDE.value))
-        .when(~(_usable("entry") & _usable("stop")))
-        .then(pl.lit(Reason.BAD_PRICE.value))
-        .when(~score_ok.fill_null(False))
-        .then(pl.lit(Reason.BAD_SCORE.value))
-        .when(pl.col("entry") == pl.col("stop"))
-        .then(pl.lit(Reason.ZERO_STOP_DISTANCE.value))
-        # a long's stop sits below its entry, a short's above
-        .when((pl.col("entry") - pl.col("stop")) * toward_loss < 0)
-        .then(pl.lit(Reason.STOP_WRONG_SIDE.value))
-        .otherwise(pl.lit(None, dtype=pl.String))
-    )
+    `row` needs side, entry, stop and signal_score; `market` is the candidate's registry
+    row (None: missing or listed twice)."""
+    if market is None:
+        return Reason.MARKET_MISSING
+    if not market.precision_ok():
+        return Reason.NO_PRECISION
+    if not (market.tier in TRADEABLE_TIERS and market.tradeable is True):
+        return Reason.NOT_TRADEABLE
+    side = row["side"]
+    if side not in _SIDES:
+        return Reason.BAD_SIDE
+    entry, stop = row["entry"], row["stop"]
+    if not (_usable(entry) and _usable(stop)):
+        return Reason.BAD_PRICE
+    score = row["signal_score"]
+    if not (score is not None and math.isfinite(score) and 0.0 <= score <= 1.0):
+        return Reason.BAD_SCORE
+    if entry == stop:
+        return Reason.ZERO_STOP_DISTANCE
+    # a long's stop sits below its entry, a short's above
+    if (entry - stop) * (1.0 if side == PositionSide.LONG else -1.0) < 0:
+        return Reason.STOP_WRONG_SIDE
+    return None
 
 
-def _override_denial() -> pl.Expr:
-    override = pl.col("notional_override")
-    bad = override.is_not_null() & ~(override.is_finite() & (override > 0)).fill_null(False)
-    return pl.when(bad).then(pl.lit(Reason.BAD_OVERRIDE.value)).otherwise(None)
+_SIDES = frozenset(s.value for s in PositionSide)
+
+
+def _override_denial(override: float | None) -> Reason | None:
+    if override is not None and not (math.isfinite(override) and override > 0):
+        return Reason.BAD_OVERRIDE
+    return None
 
 
 # --- the sequential part: each winner consumes margin and a concurrency slot ---------------
@@ -338,10 +304,10 @@ def _book_denial(symbol: str, book: _Book) -> Reason | None:
     return None
 
 
-def _grid(row: Mapping[str, Any], risk: RiskConfig) -> _Grid | Reason:
+def _grid(row: Mapping[str, Any], market: MarketTerms, risk: RiskConfig) -> _Grid | Reason:
     """Entry rounded to the tick, stop rounded away from it, and the TP plan; or the denial."""
     side = PositionSide(row["side"])
-    tick = row["tick_size"]
+    tick = market.tick_size
     entry = round_to_step(row["entry"], tick)
     # a stop rounded toward the entry would risk more than sized for
     stop = round_away(row["stop"], tick, up=side is PositionSide.SHORT)
@@ -360,10 +326,12 @@ def _grid(row: Mapping[str, Any], risk: RiskConfig) -> _Grid | Reason:
     return _Grid(entry, stop, distance, plan)
 
 
-def _size(row: Mapping[str, Any], g: _Grid, book: _Book, ctx: _Ctx) -> _Verdict:
+def _size(
+    row: Mapping[str, Any], market: MarketTerms, g: _Grid, book: _Book, ctx: _Ctx
+) -> _Verdict:
     """Size from the stop distance (or the override), then clamp, dust, min size, margin."""
-    equity, lot = ctx.account.equity, row["lot_size"]
-    unit = row["contract_size"] * g.entry  # notional of one contract
+    equity, lot = ctx.account.equity, market.lot_size
+    unit = market.contract_size * g.entry  # notional of one contract
     override = row["notional_override"]
     requested = (
         override if override is not None else risk_notional(g.entry, g.stop, equity, ctx.risk)
@@ -380,7 +348,7 @@ def _size(row: Mapping[str, Any], g: _Grid, book: _Book, ctx: _Ctx) -> _Verdict:
     }
     if size <= 0 or size * unit < ctx.risk.min_notional_viable:
         return _refuse(row, Reason.DUST, **common)
-    if size < row["min_size"]:
+    if size < market.min_size:
         return _refuse(row, Reason.BELOW_MIN_SIZE, **common)
     lev = row["leverage"]
     ratio = entry_margin_ceiling(ctx.safety)
@@ -396,7 +364,7 @@ def _size(row: Mapping[str, Any], g: _Grid, book: _Book, ctx: _Ctx) -> _Verdict:
         room = ratio * (equity - book.costs) - book.margin
         size = _fit(min(size, room / (unit / lev + ratio * unit * cost_rate)), lot, fits)
         viable = size > 0 and size * unit >= ctx.risk.min_notional_viable
-        if not viable or size < row["min_size"]:
+        if not viable or size < market.min_size:
             return _refuse(row, Reason.MARGIN_LIMIT, **common)
     notional = size * unit
     return _Verdict(
@@ -413,29 +381,26 @@ def _size(row: Mapping[str, Any], g: _Grid, book: _Book, ctx: _Ctx) -> _Verdict:
     )
 
 
-def _gate(row: Mapping[str, Any], book: _Book, ctx: _Ctx) -> _Verdict:
+def _gate(row: Mapping[str, Any], market: MarketTerms | None, book: _Book, ctx: _Ctx) -> _Verdict:
     """The flat run of guard clauses for one new-entry candidate, in rank order."""
     if row["decision"] == Decision.LOST:
         return _refuse(row, Reason(row["reason"]))
     denial = (
         account_denial(ctx.account, ctx.safety)
-        or _as_reason(row["input_reason"])
-        or _as_reason(row["override_reason"])
+        or input_denial(row, market)
+        or _override_denial(row["notional_override"])
         or _book_denial(row["symbol"], book)
     )
     if denial is not None:
         return _refuse(row, denial)
-    grid = _grid(row, ctx.risk)
+    assert market is not None  # input_denial refuses a missing market
+    grid = _grid(row, market, ctx.risk)
     if isinstance(grid, Reason):
         return _refuse(row, grid)
-    verdict = _size(row, grid, book, ctx)
+    verdict = _size(row, market, grid, book, ctx)
     if verdict.status is IntentStatus.APPROVED:
         book.take(row["symbol"], verdict.margin, entry_cost(verdict.notional, ctx.risk))
     return verdict
-
-
-def _as_reason(value: str | None) -> Reason | None:
-    return Reason(value) if value is not None else None
 
 
 # --- the OrderIntents frame ----------------------------------------------------------------
@@ -453,78 +418,112 @@ def client_intent_id(
     return f"{CLIENT_ID_PREFIX}{digest}"
 
 
-def _intent_ids(rows: pl.DataFrame, cycle_id: str) -> list[str]:
-    """One id per row; an exact repeat of a candidate gets '-2', '-3'... in rank order."""
-    seen: dict[str, int] = {}
-    ids: list[str] = []
-    for r in rows.select("symbol", "side", "ts", "strategy").iter_rows(named=True):
-        base = client_intent_id(cycle_id, r["symbol"], r["side"], r["ts"], r["strategy"])
-        seen[base] = seen.get(base, 0) + 1
-        ids.append(base if seen[base] == 1 else f"{base}-{seen[base]}")
-    assert all(len(i) <= MAX_CLIENT_ID_CHARS for i in ids)
-    return ids
+def _intent_id(seen: dict[str, int], cycle_id: str, row: Mapping[str, Any]) -> str:
+    """The row's id; an exact repeat of a candidate gets '-2', '-3'... in rank order."""
+    base = client_intent_id(cycle_id, row["symbol"], row["side"], row["ts"], row["strategy"])
+    seen[base] = seen.get(base, 0) + 1
+    out = base if seen[base] == 1 else f"{base}-{seen[base]}"
+    assert len(out) <= MAX_CLIENT_ID_CHARS
+    return out
 
 
-VERDICT_COLUMNS = (
-    "entry",
-    "stop",
-    *TP_COLUMNS,
-    "size",
-    "notional",
-    "margin",
-    "requested_notional",
-    "status",
-    "reason",
-    "adjustments",
-    "tp_skipped",
-)
-
-
-def _verdict_columns(verdicts: list[_Verdict]) -> dict[str, list[Any]]:
+def _intent_row(
+    row: Mapping[str, Any],
+    market: MarketTerms | None,
+    v: _Verdict,
+    intent_id: str,
+    equity: float,
+    cycle_id: str,
+    ts: datetime,
+) -> dict[str, Any]:
+    """One OrderIntents row, in the table's column order."""
+    tp1, tp2, tp3 = v.tps
     return {
-        "entry": [v.entry for v in verdicts],
-        "stop": [v.stop for v in verdicts],
-        **{c: [v.tps[i] for v in verdicts] for i, c in enumerate(TP_COLUMNS)},
-        "size": [v.size for v in verdicts],
-        "notional": [v.notional for v in verdicts],
-        "margin": [v.margin for v in verdicts],
-        "requested_notional": [v.requested_notional for v in verdicts],
-        "status": [v.status.value for v in verdicts],
-        "reason": [v.reason.value if v.reason else None for v in verdicts],
-        "adjustments": [",".join(v.adjustments) for v in verdicts],
-        "tp_skipped": [",".join(v.tp_skipped) for v in verdicts],
+        "cycle_id": cycle_id,
+        "ts": ts,
+        "client_intent_id": intent_id,
+        "rank": row["rank"],
+        "symbol": row["symbol"],
+        "side": row["side"],
+        "strategy": row["strategy"],
+        "signal_ts": row["ts"],
+        "tier": market.tier if market is not None else None,
+        "regime": row["regime"],
+        "score": row["score"],
+        "entry": v.entry,
+        "stop": v.stop,
+        "tp1": tp1,
+        "tp2": tp2,
+        "tp3": tp3,
+        "size": v.size,
+        "notional": v.notional,
+        "margin": v.margin,
+        "leverage": row["leverage"],
+        "requested_notional": v.requested_notional,
+        "notional_override": row["notional_override"],
+        "equity": equity,
+        "status": v.status.value,
+        "reason": v.reason.value if v.reason else None,
+        "adjustments": ",".join(v.adjustments),
+        "tp_skipped": ",".join(v.tp_skipped),
     }
 
 
-def _intents_frame(
-    rows: pl.DataFrame, verdicts: list[_Verdict], equity: float, cycle_id: str, ts: datetime
-) -> pl.DataFrame:
-    schema = polars_schema(OrderIntents)
-    decided = pl.DataFrame(
-        _verdict_columns(verdicts), schema={c: schema[c] for c in VERDICT_COLUMNS}
+def intents_frame(rows: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
+    """OrderIntents rows as a frame of the table's schema (not validated here)."""
+    return pl.DataFrame(list(rows), schema=polars_schema(OrderIntents))
+
+
+def risk_rows(
+    allocations: Iterable[Mapping[str, Any]],
+    markets: MarketBook,
+    account: AccountState,
+    safety: SafetyConfig,
+    risk: RiskConfig,
+    open_positions: Sequence[OpenPosition],
+    *,
+    cycle_id: str,
+    ts: datetime,
+) -> list[dict[str, Any]]:
+    """OrderIntents rows: one per new-entry candidate of `allocations`, in auction rank order.
+
+    Approved rows are sized (contracts on the lot grid, prices on the tick grid, the TP
+    plan with skipped levels null). Refused rows carry the Reason of the first gate that
+    denied them, auction losses included. Held positions (reaffirmed) produce no row:
+    no order churn. Raises only on a naive `ts`, never for a bad candidate; the positions
+    are trusted here (`apply_risk` validates them).
+    """
+    if ts.tzinfo is None:
+        raise ValueError(f"apply_risk: ts {ts} is naive; pass a timezone-aware UTC time")
+    new = sorted((r for r in allocations if r["kind"] == CandidateKind.NEW), key=_by_rank)
+    book = _Book(
+        margin=account.margin_used,
+        room=concurrency_room(len(open_positions), safety),
+        held=frozenset(p.symbol for p in open_positions),
     )
-    base = rows.select(
-        pl.lit(cycle_id).alias("cycle_id"),
-        pl.lit(ts).cast(schema["ts"]).alias("ts"),
-        pl.Series("client_intent_id", _intent_ids(rows, cycle_id), dtype=pl.String),
-        "rank",
-        "symbol",
-        "side",
-        "strategy",
-        pl.col("ts").alias("signal_ts"),
-        pl.col("market_tier").alias("tier"),
-        "regime",
-        "score",
-        "leverage",
-        "notional_override",
-        pl.lit(equity, dtype=pl.Float64).alias("equity"),
-    )
-    return pl.concat([base, decided], how="horizontal").select(schema.names()).cast(schema)
+    ctx = _Ctx(account, safety, risk)
+    seen: dict[str, int] = {}
+    out = []
+    for r in new:
+        market = markets.terms.get(r["symbol"])
+        lev = market.leverage(risk.default_leverage) if market is not None else None
+        row = {**r, "leverage": lev}
+        verdict = _gate(row, market, book, ctx)
+        intent = _intent_row(
+            row, market, verdict, _intent_id(seen, cycle_id, r), account.equity, cycle_id, ts
+        )
+        _log_verdict(intent)
+        out.append(intent)
+    return out
+
+
+def _by_rank(row: Mapping[str, Any]) -> int:
+    return row["rank"]
 
 
 def apply_risk(
     allocations: pl.DataFrame,
-    markets: pl.DataFrame,
+    markets: pl.DataFrame | MarketBook,
     account: AccountState,
     safety: SafetyConfig,
     risk: RiskConfig,
@@ -533,48 +532,29 @@ def apply_risk(
     cycle_id: str,
     ts: datetime,
 ) -> pl.DataFrame:
-    """OrderIntents: one row per new-entry candidate of `allocations`, in auction rank order.
-
-    Approved rows are sized (contracts on the lot grid, prices on the tick grid, the TP
-    plan with skipped levels null). Refused rows carry the Reason of the first gate that
-    denied them, auction losses included. Held positions (reaffirmed) produce no row:
-    no order churn. Raises only on a malformed frame or a naive `ts`, never for a bad
-    candidate.
-    """
-    if ts.tzinfo is None:
-        raise ValueError(f"apply_risk: ts {ts} is naive; pass a timezone-aware UTC time")
-    held = positions_frame(open_positions)
-    new = allocations.filter(pl.col("kind") == CandidateKind.NEW).sort("rank")
-    rows = (
-        with_market(new, markets)
-        .with_columns(
-            input_reason=input_denial(),
-            override_reason=_override_denial(),
-        )
-        .with_columns(leverage_expr(risk))
+    """`risk_rows` on frames, as a validated OrderIntents frame. Raises on a malformed frame
+    or held position (pandera's SchemaError) or a naive `ts`, never for a bad candidate."""
+    held = [OpenPosition(**r) for r in positions_frame(open_positions).to_dicts()]
+    rows = risk_rows(
+        allocations.to_dicts(),
+        MarketBook.of(markets),
+        account,
+        safety,
+        risk,
+        held,
+        cycle_id=cycle_id,
+        ts=ts,
     )
-    book = _Book(
-        margin=account.margin_used,
-        room=concurrency_room(held.height, safety),
-        held=frozenset(held["symbol"].to_list()),
+    return OrderIntents.validate(intents_frame(rows))
+
+
+def _log_verdict(r: Mapping[str, Any]) -> None:
+    log.info(
+        "intent %s symbol=%s side=%s reason=%s size=%s notional=%.2f",
+        r["status"],
+        r["symbol"],
+        r["side"],
+        r["reason"],
+        r["size"],
+        r["notional"],
     )
-    ctx = _Ctx(account, safety, risk)
-    verdicts = [_gate(row, book, ctx) for row in rows.iter_rows(named=True)]
-    intents = _intents_frame(rows, verdicts, account.equity, cycle_id, ts)
-    _log_verdicts(intents)
-    return OrderIntents.validate(intents)
-
-
-def _log_verdicts(intents: pl.DataFrame) -> None:
-    for r in intents.select("symbol", "side", "status", "reason", "notional", "size").iter_rows(
-        named=True
-    ):
-        log.info(
-            "intent %s symbol=%s side=%s reason=%s size=%s notional=%.2f",
-            r["status"],
-            r["symbol"],
-            r["side"],
-            r["reason"],
-            r["size"],
-            r["notional"],
-        )

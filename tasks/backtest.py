@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -30,12 +31,15 @@ from core.engine.backtest import HourInput, marks_frame, run_hours
 from core.engine.state import MemoryState
 from core.engine.trades import gate_funnel, trades_of
 from core.errors import ConfigError, DataError
+from core.market_book import MarketBook
 from core.metrics import EquityCurve, compute_metrics
-from core.registry import build_registry
+from core.registry import registry_rows
+from core.risk import intents_frame
 from core.smc import scan_signals
 from core.sweep_space import config_hash
 from schemas.allocation import OrderIntents
 from schemas.config import AppConfig
+from schemas.frames import Markets, polars_schema
 from schemas.smc import GateTrace, SmcSignals
 from schemas.strategy import StrategyConfig
 from venues.paper import FundingSchedule, PaperConfig
@@ -234,17 +238,22 @@ def _paper_config(request: BacktestRequest) -> PaperConfig:
 
 
 class _Registry:
-    """The market registry as the live cycle builds it at an hour, on the stepped feed."""
+    """The market registry as the live cycle builds it at an hour, on the stepped feed: its
+    rows (core.registry.registry_rows), the first hour's validated as the Markets frame."""
 
     def __init__(self, feed: ReplayVenue, symbols: Sequence[str], request: BacktestRequest):
         self.feed = feed
         self.symbols = set(symbols)
         self.config = request.config.markets
+        self.checked = False
 
-    def now(self) -> pl.DataFrame:
+    def now(self) -> MarketBook:
         markets = [m for m in self.feed.markets() if m.symbol in self.symbols]
-        frame = build_registry(markets, self.feed.tickers(), self.config)
-        return frame
+        book = MarketBook(registry_rows(markets, self.feed.tickers(), self.config))
+        if not self.checked:
+            Markets.validate(book.frame(polars_schema(Markets)))
+            self.checked = True
+        return book
 
 
 def describe_run(request: BacktestRequest, prepared: Prepared, run_id: str) -> BacktestRun:
@@ -294,24 +303,26 @@ def run_backtest(
     venue = SteppedPaperVenue(feed, _paper_config(request), funding=funding, lower=prepared.lower)
     state = MemoryState()
     registry = _Registry(feed, prepared.symbols, request)
-    by_hour = {
-        ts: frame
-        for (ts,), frame in prepared.signals.partition_by("ts", as_dict=True).items()
-    }
-    kept_signals: list[pl.DataFrame] = []
+    by_hour: dict[datetime, list[dict[str, Any]]] = {}
+    for row in prepared.signals.to_dicts():
+        by_hour.setdefault(row["ts"], []).append(row)
+    kept_signals: list[dict[str, Any]] = []
 
     def hour_input(n: int, ts: datetime) -> HourInput:
         raw = by_hour.get(ts)
 
-        def inputs() -> tuple[pl.DataFrame, pl.DataFrame]:
+        def inputs() -> tuple[MarketBook, list[dict[str, Any]]]:
             # what the live cycle evaluates: the markets tradeable now, with their tier
-            frame = registry.now()
+            book = registry.now()
             if raw is None:
-                return frame, pl.DataFrame()
-            tiers = frame.filter(pl.col("tradeable")).select("symbol", "tier")
-            mine = raw.drop("tier").join(tiers, on="symbol").select(raw.columns)
-            kept_signals.append(mine)
-            return frame, mine
+                return book, []
+            mine = []
+            for row in raw:
+                tier = book.tradeable_tier(row["symbol"])
+                if tier is not None:
+                    mine.append({**row, "tier": tier})
+            kept_signals.extend(mine)
+            return book, mine
 
         return HourInput(ts, n, raw is not None, inputs)
 
@@ -327,7 +338,7 @@ def run_backtest(
         progress=(lambda n: progress(n, total)) if progress else None,
     )
     equity = marks_frame(loop.marks)
-    intents = pl.concat(loop.intents, how="diagonal_relaxed") if loop.intents else pl.DataFrame()
+    intents = intents_frame(loop.intents) if loop.intents else pl.DataFrame()
     if intents.height:
         # every hour's intents leave the loop here, validated once (schemas/boundaries.py)
         intents = OrderIntents.validate(intents)
@@ -357,7 +368,11 @@ def run_backtest(
         metrics=metrics,
         equity=equity,
         decisions=trace,
-        signals=pl.concat(kept_signals, how="diagonal_relaxed") if kept_signals else pl.DataFrame(),
+        signals=(
+            pl.DataFrame(kept_signals, schema=prepared.signals.schema)
+            if kept_signals
+            else pl.DataFrame()
+        ),
         intents=intents,
         fills=_fills_frame(state),
         funnel=gate_funnel(trace),

@@ -16,16 +16,13 @@ import polars as pl
 from core.cycle import CycleContext
 from core.engine.state import StateRepository
 from core.invariants import AccountSnapshot, InvariantReport, PositionExposure, check_invariants
+from core.market_book import MarketBook
 from core.orders import OrderVenue, PositionReport
 from core.system_state import SystemState, SystemStateRecord
 from core.system_state import next_state as next_system_state
 from schemas.config import SafetyConfig
 
 log = logging.getLogger("smc_trader.safety")
-
-
-def contract_sizes(markets: pl.DataFrame) -> dict[str, float]:
-    return dict(zip(markets["symbol"], markets["contract_size"], strict=True))
 
 
 def position_notional(report: PositionReport, contract_size: float | None) -> float:
@@ -42,12 +39,15 @@ def position_notional(report: PositionReport, contract_size: float | None) -> fl
 
 
 def account_snapshot(
-    venue: OrderVenue, markets: pl.DataFrame, ts: datetime, unprotected_cycles: int = 0
+    venue: OrderVenue,
+    markets: pl.DataFrame | MarketBook,
+    ts: datetime,
+    unprotected_cycles: int = 0,
 ) -> tuple[AccountSnapshot, list[PositionReport]]:
     """Equity, margin and exposures as the venue reports them (high-water filled in later),
     and the positions they were read from."""
     balance = venue.balance()
-    sizes = contract_sizes(markets)
+    sizes = MarketBook.of(markets).contract_sizes
     held = [p for p in venue.positions() if p.size > 0]
     exposures = tuple(
         PositionExposure(p.symbol, position_notional(p, sizes.get(p.symbol))) for p in held
@@ -72,7 +72,10 @@ def unprotected_cycles(state: StateRepository) -> int:
 
 
 def read_account(
-    ctx: CycleContext, venue: OrderVenue, state: StateRepository, markets: pl.DataFrame
+    ctx: CycleContext,
+    venue: OrderVenue,
+    state: StateRepository,
+    markets: pl.DataFrame | MarketBook,
 ) -> AccountView:
     snapshot, held = account_snapshot(venue, markets, ctx.decision_time, unprotected_cycles(state))
     mark = state.high_water()

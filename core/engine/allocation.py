@@ -1,45 +1,63 @@
 """Stages 4–5 as engine code: the auction selects, the risk manager sizes and gates.
 
-The live cycle stores what this returns (tasks/allocation.py); a backtest keeps it in
-memory. One function, so both make the same decisions from the same inputs.
+The live cycle stores what this returns (tasks/allocation.py); a backtest keeps the rows in
+memory. One function, so both make the same decisions from the same inputs: the auction
+and the risk manager run on rows (core/auction.py, core/risk.py); the frames a live cycle
+stores and shows are built from those rows when asked for.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import Any
 
 import polars as pl
 
-from core.auction import AuctionResult, run_auction
-from core.engine.account import contract_sizes, position_notional
+from core.auction import AuctionResult, run_auction_rows, signal_rows
+from core.engine.account import position_notional
+from core.market_book import MarketBook
 from core.orders import PositionReport
-from core.risk import AccountState, OpenPosition, apply_risk
+from core.risk import AccountState, OpenPosition, intents_frame, risk_rows
+from schemas.allocation import IntentStatus, OrderIntents
 from schemas.config import AppConfig
 
 
-@dataclass(frozen=True)
 class AllocationResult:
-    auction: AuctionResult
-    intents: pl.DataFrame
+    """The auction's result and the risk manager's intents (OrderIntents rows, rank order).
+    `intents` is the validated frame of those rows, built when first asked."""
+
+    __slots__ = ("_frame", "auction", "intent_rows")
+
+    def __init__(self, auction: AuctionResult, intent_rows: list[dict[str, Any]]) -> None:
+        self.auction = auction
+        self.intent_rows = intent_rows
+        self._frame: pl.DataFrame | None = None
+
+    @property
+    def intents(self) -> pl.DataFrame:
+        if self._frame is None:
+            self._frame = OrderIntents.validate(intents_frame(self.intent_rows))
+        return self._frame
 
     @property
     def approved(self) -> int:
-        return self.intents.filter(pl.col("status") == "approved").height
+        return sum(1 for r in self.intent_rows if r["status"] == IntentStatus.APPROVED)
 
 
 def open_positions(
-    reports: list[PositionReport], markets: pl.DataFrame, default_leverage: float
+    reports: list[PositionReport], markets: pl.DataFrame | MarketBook, default_leverage: float
 ) -> list[OpenPosition]:
     """Venue positions as the auction's candidates, margin at the leverage we size with."""
-    sizes = contract_sizes(markets)
-    leverages = dict(zip(markets["symbol"], markets["max_leverage"], strict=True))
+    book = MarketBook.of(markets)
     out = []
     for p in reports:
         if p.size <= 0:
             continue
-        leverage = min(default_leverage, leverages.get(p.symbol) or default_leverage)
-        notional = position_notional(p, sizes.get(p.symbol))
+        row = book.rows.get(p.symbol)
+        max_leverage = row["max_leverage"] if row is not None else None
+        leverage = min(default_leverage, max_leverage or default_leverage)
+        notional = position_notional(p, book.contract_sizes.get(p.symbol))
         out.append(
             OpenPosition(p.symbol, p.side, p.size, p.entry_price, p.mark_price, notional / leverage)
         )
@@ -47,8 +65,8 @@ def open_positions(
 
 
 def allocate(
-    signals: pl.DataFrame,
-    markets: pl.DataFrame,
+    signals: pl.DataFrame | Iterable[Mapping[str, Any]],
+    markets: pl.DataFrame | MarketBook,
     positions: list[OpenPosition],
     account: AccountState,
     config: AppConfig,
@@ -56,11 +74,16 @@ def allocate(
     cycle_id: int,
     ts: datetime,
 ) -> AllocationResult:
-    """Winners within the margin budget, then sized, clamped and gated order intents."""
-    auction = run_auction(signals, positions, markets, account, config.safety, config.risk)
-    intents = apply_risk(
-        auction.allocations,
-        markets,
+    """Winners within the margin budget, then sized, clamped and gated order intents.
+
+    `signals` is a Signals frame or its rows (`core.auction.signal_rows`)."""
+    rows = signal_rows(signals) if isinstance(signals, pl.DataFrame) else signals
+    book = MarketBook.of(markets)
+    _check_positions(positions)
+    auction = run_auction_rows(rows, positions, book, account, config.safety, config.risk)
+    intents = risk_rows(
+        auction.rows,
+        book,
         account,
         config.safety,
         config.risk,
@@ -69,3 +92,17 @@ def allocate(
         ts=ts,
     )
     return AllocationResult(auction, intents)
+
+
+def _check_positions(positions: list[OpenPosition]) -> None:
+    """Held positions are the reconciled state: a malformed one is a bug to stop on."""
+    seen: set[str] = set()
+    for p in positions:
+        if p.symbol in seen:
+            raise ValueError(f"allocate: position {p.symbol} held twice; one record per market")
+        seen.add(p.symbol)
+        if not (p.size > 0 and p.entry_price > 0 and p.margin >= 0):
+            raise ValueError(
+                f"allocate: position {p.symbol} has size {p.size}, entry {p.entry_price}, "
+                f"margin {p.margin}; size and entry must be positive, margin not negative"
+            )

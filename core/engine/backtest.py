@@ -14,11 +14,14 @@ venue's clock is not even moved: with nothing held or working no bar can fill an
 funding is paid, and the next hour that runs catches the venue up in one step (each idle
 market keeps only its last bar, as it would after stepping hour by hour).
 
-Frames: the first hour that runs validates every frame its stages build; the others run
-inside schemas.boundaries.frames_trusted(), and the backtest validates what enters
-(signals, gate trace) and leaves (intents) once (tasks/backtest.py). Hours with a position
-but no signal still run in full (skipping them would need a proof that no order can
-trigger and no safety threshold be crossed in the span: not done).
+Rows, not frames: each hour's registry is a MarketBook of its rows and its signals are
+rows, and the auction and risk manager return rows (core/engine/allocation.py); a live
+cycle builds its frames from the same rows. The first hour that runs validates the frames
+its stages build (and the registry its Markets frame); the others run inside
+schemas.boundaries.frames_trusted(), and the backtest validates what enters (signals, gate
+trace) and leaves (intents) once (tasks/backtest.py). Hours with a position but no signal
+still run in full (skipping them would need a proof that no order can trigger and no
+safety threshold be crossed in the span: not done).
 """
 
 from __future__ import annotations
@@ -28,15 +31,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import polars as pl
 
+from core.auction import signal_rows
 from core.cycle import Clock, CycleContext
 from core.engine.account import evaluate, read_account
 from core.engine.allocation import allocate, open_positions
 from core.engine.execution import execute_stage, kill_switch, reconcile_stage
 from core.engine.state import MemoryState
+from core.market_book import MarketBook
 from core.orders import OrderVenue
 from core.risk import AccountState
 from core.system_state import SystemState
@@ -62,12 +67,14 @@ class SimulatedVenue(OrderVenue, Protocol):
 @dataclass(frozen=True)
 class HourInput:
     """What one decision hour brings: its cycle number, whether the scan found any signal,
-    and (built only when the hour runs) the registry and the signals of tradeable markets."""
+    and (built only when the hour runs) the registry's rows and the signals of tradeable
+    markets (Signals rows, as `core.auction.signal_rows` gives them)."""
 
     ts: datetime
     cycle_id: int
     any_signal: bool
-    inputs: Callable[[], tuple[pl.DataFrame, pl.DataFrame]]  # (markets, signals)
+    # (markets, signals): a MarketBook or Markets frame, Signals rows or frame
+    inputs: Callable[[], tuple[MarketBook | pl.DataFrame, list[dict[str, Any]] | pl.DataFrame]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +92,7 @@ class HourMark:
 @dataclass
 class LoopResult:
     marks: list[HourMark]
-    intents: list[pl.DataFrame]
+    intents: list[dict[str, Any]]  # OrderIntents rows of every hour, in order
     processed_hours: int
 
 
@@ -101,7 +108,7 @@ def run_hours(
 ) -> LoopResult:
     """Run every hour in order; returns the hourly marks and every hour's intents."""
     marks: list[HourMark] = []
-    intents: list[pl.DataFrame] = []
+    intents: list[dict[str, Any]] = []
     processed = 0
     quiet = False  # after the last hour: nothing held, nothing working, nothing unresolved
     lag: datetime | None = None  # the last hour the venue's clock was not moved to
@@ -130,8 +137,7 @@ def run_hours(
                 with frames_trusted():
                     mark, allocated = _one_hour(hour, venue, state, clock, config, cash, False)
             marks.append(mark)
-            if allocated is not None and allocated.height:
-                intents.append(allocated)
+            intents += allocated
         quiet = not venue.busy() and not state.unresolved_intents()
         if progress is not None and n % 500 == 0:
             progress(n)
@@ -159,13 +165,15 @@ def _one_hour(
     config: AppConfig,
     cash: Callable[[], float],
     startup: bool,
-) -> tuple[HourMark, pl.DataFrame | None]:
+) -> tuple[HourMark, list[dict[str, Any]]]:
     """One live cycle's stages after the signal stage, in the flow's order."""
     ctx = CycleContext(hour.cycle_id, "backtest", hour.ts, NO_FILE, hour.ts)
     markets, signals = hour.inputs()
+    if isinstance(signals, pl.DataFrame):  # a frame is accepted too (tests build them)
+        signals = signal_rows(signals)
     before = read_account(ctx, venue, state, markets)
-    intents = pl.DataFrame()
-    if signals.height:
+    intents: list[dict[str, Any]] = []
+    if signals:
         held = open_positions(before.positions, markets, config.risk.default_leverage)
         account = AccountState(
             before.snapshot.equity,
@@ -176,7 +184,7 @@ def _one_hour(
         allocation = allocate(
             signals, markets, held, account, config, cycle_id=hour.cycle_id, ts=hour.ts
         )
-        intents = allocation.intents
+        intents = allocation.intent_rows
     execute_stage(ctx, venue, state, clock, intents, markets, config.execution, config.risk)
     reconciled = reconcile_stage(
         ctx, venue, state, clock, markets, config.execution, startup=startup

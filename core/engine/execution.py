@@ -17,9 +17,10 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import Any
 
 import polars as pl
 
@@ -32,6 +33,7 @@ from core.engine.gateway import ExecutionReport, Gateway
 from core.engine.state import StateRepository
 from core.errors import VenueError, VenueRetryableError
 from core.kill_switch import CancelOrder, Flatten, PlaceStop, plan_kill_switch
+from core.market_book import MarketBook
 from core.orders import OrderStatus, OrderVenue, PositionSide
 from core.position_events import CloseRequested, PositionEvent, PositionGone, StopMissing
 from core.positions import (
@@ -132,18 +134,21 @@ def apply_events(
 
 def open_new(
     positions: dict[str, Position],
-    intents: pl.DataFrame,
-    markets: pl.DataFrame,
+    intents: pl.DataFrame | Sequence[Mapping[str, Any]],
+    markets: pl.DataFrame | MarketBook,
     cfg: ExecutionConfig,
     ctx: CycleContext,
 ) -> list[Action]:
     """A PENDING_ENTRY record and its PLACE_ENTRY per approved intent of a market we do not
-    hold (one position per market; an intent already recorded is never opened twice)."""
-    grids = {r["symbol"]: r for r in markets.iter_rows(named=True)}
+    hold (one position per market; an intent already recorded is never opened twice).
+    `intents`: an OrderIntents frame or its rows."""
+    grids = MarketBook.of(markets).rows
     held = {p.symbol for p in positions.values() if p.is_open or p.state.value == "pending_entry"}
     actions: list[Action] = []
-    approved = intents.filter(pl.col("status") == "approved") if intents.height else intents
-    for row in approved.iter_rows(named=True):
+    rows = intents.iter_rows(named=True) if isinstance(intents, pl.DataFrame) else intents
+    for row in rows:
+        if row["status"] != "approved":
+            continue
         pid = row["client_intent_id"]
         if pid in positions or row["symbol"] in held:
             continue
@@ -174,17 +179,6 @@ def protection_rules(cfg: ExecutionConfig) -> ProtectionRules:
     )
 
 
-def marks_of(markets: pl.DataFrame) -> dict[str, float]:
-    """This cycle's last price per market (what stops and TPs are checked against)."""
-    if "last" not in markets.columns:
-        return {}
-    return {
-        s: float(v)
-        for s, v in zip(markets["symbol"], markets["last"], strict=True)
-        if v is not None
-    }
-
-
 def _guarded(
     positions: dict[str, Position],
     actions: list[Action],
@@ -206,7 +200,10 @@ def _guarded(
             log.warning(
                 "UNPROTECTED %s %s: %d stop(s) sent this cycle, last refused (%s); "
                 "next attempt next cycle",
-                p.symbol, p.position_id, sends[p.position_id], p.stop_problem,
+                p.symbol,
+                p.position_id,
+                sends[p.position_id],
+                p.stop_problem,
             )
             continue
         guarded, sent = guard_stop(p, action, marks.get(p.symbol), rules)
@@ -278,8 +275,8 @@ def execute_stage(
     venue: OrderVenue,
     state: StateRepository,
     clock: Clock,
-    intents: pl.DataFrame,
-    markets: pl.DataFrame,
+    intents: pl.DataFrame | Sequence[Mapping[str, Any]],
+    markets: pl.DataFrame | MarketBook,
     cfg: ExecutionConfig,
     risk: RiskConfig,
 ) -> ExecutionReport:
@@ -295,9 +292,10 @@ def execute_stage(
     actions, applied = apply_events(
         positions, events, break_even_after_tp1=cfg.break_even_after_tp1
     )
-    marks = marks_of(markets)
+    book = MarketBook.of(markets)
+    marks = book.marks
     actions += tp_backfill_actions(positions, marks, risk)
-    actions += open_new(positions, intents, markets, cfg, ctx)
+    actions += open_new(positions, intents, book, cfg, ctx)
     stage.save(positions, applied)
     drive(stage, positions, actions, cfg, marks)
     report = stage.report
@@ -326,7 +324,7 @@ def reconcile_stage(
     venue: OrderVenue,
     state: StateRepository,
     clock: Clock,
-    markets: pl.DataFrame,
+    markets: pl.DataFrame | MarketBook,
     cfg: ExecutionConfig,
     *,
     startup: bool,
@@ -336,15 +334,13 @@ def reconcile_stage(
 
     Ends by counting, per open record, the cycles it has gone without a working stop
     (the invariant monitor escalates a position left unprotected)."""
+    book = MarketBook.of(markets)
     known = state.live_positions()
     previous = set(json.loads(state.get_value(SUSPECTED_KEY) or "[]"))
     protection = ImportProtection(
         stop_distance_pct=cfg.import_stop_distance_pct,
         atr_multiple=cfg.import_stop_atr_multiple,
-        grids={
-            r["symbol"]: MarketGrid(r["tick_size"], r["lot_size"])
-            for r in markets.iter_rows(named=True)
-        },
+        grids={s: MarketGrid(r["tick_size"], r["lot_size"]) for s, r in book.rows.items()},
         atr=atr or {},
     )
     result = reconcile(
@@ -366,7 +362,7 @@ def reconcile_stage(
     state.save_positions(list(positions.values()), at)
     state.record_events(events, ctx.cycle_id, at)
     state.set_value(SUSPECTED_KEY, json.dumps(sorted(result.suspected_missing)))
-    drive(stage, positions, list(result.actions), cfg, marks_of(markets))
+    drive(stage, positions, list(result.actions), cfg, book.marks)
     counted = [count_unprotected(p) for p in positions.values()]
     state.save_positions([p for p in counted if p.is_open], at)
     open_now = [p for p in counted if p.is_open]
@@ -516,8 +512,9 @@ def kill_switch(
             owner = known.get(step.symbol)
             reason = "kill switch flatten (configured)"
             if owner is not None:
-                _through_machine(stage, owner, CloseRequested(owner.position_id, reason), config,
-                                 marks)
+                _through_machine(
+                    stage, owner, CloseRequested(owner.position_id, reason), config, marks
+                )
             else:
                 stage.gateway.execute(FlattenAction(step.symbol, reason))
     lines = plan.lines()

@@ -11,6 +11,7 @@ from core.engine.backtest import HourInput, run_hours
 from core.engine.state import MemoryState
 from core.engine.trades import trades_of
 from core.metrics import ExitReason
+from core.risk import intents_frame
 from schemas.config import AppConfig
 from tests.support.feeds import CandleFeed
 from tests.unit.backtest.hand_bars import FLAT, HISTORY, INFO, START, SYMBOL, T0, H, candle_frame
@@ -53,7 +54,7 @@ def run(after: list[tuple[float, float, float, float]], hours: int, funding=None
         (hour(n) for n in range(1, hours + 1)), venue, state, venue.clock, config,
         cash=lambda: venue.engine.cash,
     )
-    intents = pl.concat(loop.intents)
+    intents = intents_frame(loop.intents)  # the loop keeps OrderIntents rows
     (size,) = intents.filter(pl.col("status") == "approved")["size"].to_list()
     trades = trades_of(
         state,
