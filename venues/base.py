@@ -100,12 +100,29 @@ class CandleIndex:
     def __init__(self, frame: pl.DataFrame) -> None:
         self.frame = frame
         self._us = frame["ts"].dt.epoch("us").to_numpy()
+        self._rows: list[CandleRow] | None = None
+
+    def span(self, since: datetime, until: datetime, step: timedelta) -> tuple[int, int]:
+        """[start, stop) of the rows with since <= ts and ts + step <= until."""
+        start = int(np.searchsorted(self._us, _epoch_us(since), side="left"))
+        stop = int(np.searchsorted(self._us, _epoch_us(until - step), side="right"))
+        return start, max(start, stop)
 
     def closed_between(self, since: datetime, until: datetime, step: timedelta) -> pl.DataFrame:
         """Rows with since <= ts and ts + step <= until."""
-        start = int(np.searchsorted(self._us, _epoch_us(since), side="left"))
-        stop = int(np.searchsorted(self._us, _epoch_us(until - step), side="right"))
-        return self.frame.slice(start, max(0, stop - start))
+        start, stop = self.span(since, until, step)
+        return self.frame.slice(start, stop - start)
+
+    def rows_between(self, since: datetime, until: datetime, step: timedelta) -> list[CandleRow]:
+        """The same rows as `closed_between`, as (ts, open, high, low, close, volume) tuples
+        (the paper driver replays bars one by one: tuples, not a frame each time)."""
+        if self._rows is None:
+            self._rows = self.frame.select(OHLCV_COLUMNS).rows()
+        start, stop = self.span(since, until, step)
+        return self._rows[start:stop]
+
+
+CandleRow = tuple[datetime, float, float, float, float, float]  # ts (open), o, h, l, c, v
 
 
 def _epoch_us(when: datetime) -> int:

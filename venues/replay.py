@@ -16,12 +16,12 @@ perpetuals (`BTC/USD:USD`) although the source is Binance USDT-margined data.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 from core.errors import DataError, VenueError
@@ -30,6 +30,7 @@ from schemas.config import TIMEFRAME_SECONDS
 from venues.base import (
     OHLCV_COLUMNS,
     CandleIndex,
+    CandleRow,
     MarketInfo,
     SimulatedClock,
     Ticker,
@@ -38,6 +39,16 @@ from venues.base import (
 )
 
 STEP = timedelta(hours=1)
+
+
+class _Candles(CandleIndex):
+    """A market's candles on one timeframe, searchable, with the close and the turnover
+    (close x volume) of every candle as floats for the tickers."""
+
+    def __init__(self, frame: pl.DataFrame) -> None:
+        super().__init__(frame)
+        self.close: list[float] = frame["close"].to_list()
+        self.turnover: list[float] = (frame["close"] * frame["volume"]).to_list()
 DEFAULT_WARMUP = timedelta(days=250)  # the daily 200 EMA needs 200 closed days first
 MAJORS = {"BTC", "ETH", "SOL", "DOGE", "BNB"}
 log = logging.getLogger("smc_trader.replay")
@@ -192,7 +203,8 @@ class ReplayVenue:
         self.clock = SimulatedClock(start or first + DEFAULT_WARMUP, STEP)
         self._markets = [self._market_info(base, f["1h"]) for base, f in self._frames.items()]
         self._by_symbol = {m.symbol: m.base for m in self._markets}
-        self._index: dict[tuple[str, str], CandleIndex] = {}
+        self._index: dict[tuple[str, str], _Candles] = {}
+        self._listed_at = {base: f["1h"]["ts"][0] + STEP for base, f in self._frames.items()}
 
     @staticmethod
     def _market_info(base: str, hourly: pl.DataFrame) -> MarketInfo:
@@ -213,24 +225,46 @@ class ReplayVenue:
     def markets(self) -> list[MarketInfo]:
         """Markets whose data has started by the clock's time."""
         now = self.clock.now()
-        return [m for m in self._markets if self._frames[m.base]["1h"]["ts"][0] + STEP <= now]
+        return [m for m in self._markets if self._listed_at[m.base] <= now]
 
     def tickers(self) -> dict[str, Ticker]:
+        """Last close and 24 h turnover (sum of close x volume over the bars closed in the
+        last 24 h, summed exactly: math.fsum) per started market; the spread from its model."""
         self._check_not_exhausted()
         now = self.clock.now()
         out = {}
         for market in self.markets():
-            day = self.ohlcv(market.symbol, "1h", now - timedelta(hours=24), now)
-            if day.is_empty():
+            index = self._candles(market.base, "1h")
+            start, stop = index.span(now - timedelta(hours=24), now, STEP)
+            if stop == start:
                 continue
-            last = float(day["close"][-1])
-            volume_usd = float((day["close"] * day["volume"]).sum())
-            spread_bps = float(np.clip(3e4 / np.sqrt(max(volume_usd, 1.0)), 0.5, 80.0))
+            last = index.close[stop - 1]
+            volume_usd = math.fsum(index.turnover[start:stop])
+            spread_bps = min(max(3e4 / math.sqrt(max(volume_usd, 1.0)), 0.5), 80.0)
             half = last * spread_bps / 2e4
             out[market.symbol] = Ticker(market.symbol, last, last - half, last + half, volume_usd)
         return out
 
     def ohlcv(self, symbol: str, timeframe: str, since: datetime, until: datetime) -> pl.DataFrame:
+        found = self._window(symbol, timeframe, since, until)
+        if found is None:
+            return empty_ohlcv()
+        index, since, until, step = found
+        return index.closed_between(since, until, step)
+
+    def candle_rows(
+        self, symbol: str, timeframe: str, since: datetime, until: datetime
+    ) -> list[CandleRow]:
+        """The candles `ohlcv` returns, as (ts, open, high, low, close, volume) tuples."""
+        found = self._window(symbol, timeframe, since, until)
+        if found is None:
+            return []
+        index, since, until, step = found
+        return index.rows_between(since, until, step)
+
+    def _window(
+        self, symbol: str, timeframe: str, since: datetime, until: datetime
+    ) -> tuple[_Candles, datetime, datetime, timedelta] | None:
         base = self._by_symbol.get(symbol)
         if base is None:
             raise DataError(symbol, f"not in the replay folder {self.data_dir}")
@@ -238,12 +272,15 @@ class ReplayVenue:
             raise DataError(symbol, f"timeframe {timeframe} not offered")
         until = min(until, self.clock.now())
         if since >= until:
-            return empty_ohlcv()
+            return None
         step = timedelta(seconds=TIMEFRAME_SECONDS[timeframe])
+        return self._candles(base, timeframe), since, until, step
+
+    def _candles(self, base: str, timeframe: str) -> _Candles:
         index = self._index.get((base, timeframe))
         if index is None:
-            index = self._index[(base, timeframe)] = CandleIndex(self._frames[base][timeframe])
-        return index.closed_between(since, until, step)
+            index = self._index[(base, timeframe)] = _Candles(self._frames[base][timeframe])
+        return index
 
     def close(self) -> None:
         """Nothing to release."""

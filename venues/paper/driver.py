@@ -18,7 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from core.errors import DataError, VenueRetryableError
-from venues.base import MarketDataVenue
+from venues.base import OHLCV_COLUMNS, CandleRow, MarketDataVenue
 from venues.paper.engine import PaperEngine
 from venues.paper.intrabar import LowerTimeframes
 from venues.paper.orders import Execution
@@ -132,11 +132,9 @@ class FeedDriver:
 
     def _prime_one(self, feed_symbol: str, symbol: str, now: datetime) -> None:
         bars = self._bars(feed_symbol, now - self.step * 3, now)
-        if bars.height:
-            row = bars.row(bars.height - 1, named=True)
-            self.engine.on_bar(
-                symbol, now, row["open"], row["high"], row["low"], row["close"], row["volume"]
-            )
+        if bars:
+            _, *ohlcv = bars[-1]
+            self.engine.on_bar(symbol, now, *ohlcv)
 
     def catch_up(self) -> list[Execution]:
         """Replay into the engine every bar closed since the last call; returns the fills."""
@@ -151,14 +149,12 @@ class FeedDriver:
         active = self._active()
         for feed_symbol, symbol in self.symbols.items():
             bars = self._bars(feed_symbol, start, now)
-            if symbol not in active and bars.height > 1:
+            if symbol not in active and len(bars) > 1:
                 # No order and no position: a bar can only move the mark, and funding pays
                 # nothing; the last bar leaves the engine exactly where all of them would.
-                bars = bars.tail(1)
-            for row in bars.iter_rows(named=True):
-                close_time = row["ts"] + self.step
-                ohlcv = (row["open"], row["high"], row["low"], row["close"], row["volume"])
-                events.append((close_time, 0, symbol, ohlcv))
+                bars = bars[-1:]
+            for ts, *ohlcv in bars:
+                events.append((ts + self.step, 0, symbol, tuple(ohlcv)))
             if self.funding is not None and symbol in active:
                 for ts, rate in self.funding.between(feed_symbol, start, now):
                     events.append((ts, 1, symbol, (rate,)))  # after the bar closing at ts
@@ -197,10 +193,17 @@ class FeedDriver:
         held = {p.symbol for p in self.engine.positions()}
         return held | {o.symbol for o in self.engine.open_orders()}
 
-    def _bars(self, feed_symbol: str, since: datetime, until: datetime) -> pl.DataFrame:
+    def _bars(self, feed_symbol: str, since: datetime, until: datetime) -> list[CandleRow]:
+        """The feed's closed bars as (ts, open, high, low, close, volume) tuples: from its
+        `candle_rows` where it offers them (the replay venue: no frame per call), else from
+        its `ohlcv` frame."""
+        rows_of = getattr(self.feed, "candle_rows", None)
         try:
-            return self.feed.ohlcv(feed_symbol, self.timeframe, since, until)
+            if rows_of is not None:
+                return rows_of(feed_symbol, self.timeframe, since, until)
+            frame = self.feed.ohlcv(feed_symbol, self.timeframe, since, until)
+            return frame.select(OHLCV_COLUMNS).rows() if frame.height else []
         except (DataError, VenueRetryableError) as exc:
             # one market without data must not stop the others from filling
             log.warning("PAPER_FEED_GAP symbol=%s since=%s error=%s", feed_symbol, since, exc)
-            return pl.DataFrame()
+            return []
