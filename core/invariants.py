@@ -20,6 +20,7 @@ binary neighbour of it.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -269,6 +270,7 @@ def _level(rule: Rule, safety: SafetyConfig) -> float:
     return float(getattr(safety, rule.parameter))
 
 
+@functools.lru_cache(maxsize=4096)  # levels and an unchanged equity recur every cycle
 def _exact(x: float) -> Fraction:
     # The decimal a float prints as: what the exchange sent or the operator wrote.
     return Fraction(repr(float(x)))

@@ -16,6 +16,7 @@ conversions did.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -64,7 +65,7 @@ class MarketTerms:
 class MarketBook:
     """Rows of one cycle's Markets by symbol (immutable once built)."""
 
-    __slots__ = ("_frame", "contract_sizes", "marks", "rows", "terms")
+    __slots__ = ("_duplicated", "_frame", "_terms", "contract_sizes", "marks", "rows")
 
     def __init__(self, rows: Iterable[Mapping[str, Any]], frame: pl.DataFrame | None = None):
         listed = list(rows)
@@ -76,12 +77,21 @@ class MarketBook:
         self.marks: dict[str, float] = {
             s: float(r["last"]) for s, r in self.rows.items() if r.get("last") is not None
         }
-        counts: dict[str, int] = {}
-        for r in listed:
-            counts[r["symbol"]] = counts.get(r["symbol"], 0) + 1
-        self.terms: dict[str, MarketTerms] = {
-            s: _terms(r) for s, r in self.rows.items() if counts[s] == 1
-        }
+        self._duplicated: frozenset[str] = frozenset()
+        if len(listed) != len(self.rows):
+            counts = Counter(r["symbol"] for r in listed)
+            self._duplicated = frozenset(s for s, n in counts.items() if n > 1)
+        self._terms: dict[str, MarketTerms] | None = None
+
+    @property
+    def terms(self) -> dict[str, MarketTerms]:
+        """MarketTerms of every symbol listed once (built when first asked: only hours with a
+        candidate need them)."""
+        if self._terms is None:
+            self._terms = {
+                s: _terms(r) for s, r in self.rows.items() if s not in self._duplicated
+            }
+        return self._terms
 
     @classmethod
     def of(cls, markets: pl.DataFrame | MarketBook) -> MarketBook:

@@ -8,10 +8,10 @@ Orders arrive on this port in a later step (execution).
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-import numpy as np
 import polars as pl
 
 from core.cycle import Clock
@@ -99,13 +99,13 @@ class CandleIndex:
 
     def __init__(self, frame: pl.DataFrame) -> None:
         self.frame = frame
-        self._us = frame["ts"].dt.epoch("us").to_numpy()
+        self._us: list[int] = frame["ts"].dt.epoch("us").to_list()
         self._rows: list[CandleRow] | None = None
 
     def span(self, since: datetime, until: datetime, step: timedelta) -> tuple[int, int]:
         """[start, stop) of the rows with since <= ts and ts + step <= until."""
-        start = int(np.searchsorted(self._us, _epoch_us(since), side="left"))
-        stop = int(np.searchsorted(self._us, _epoch_us(until - step), side="right"))
+        start = bisect_left(self._us, _epoch_us(since))
+        stop = bisect_right(self._us, _epoch_us(until - step))
         return start, max(start, stop)
 
     def closed_between(self, since: datetime, until: datetime, step: timedelta) -> pl.DataFrame:
