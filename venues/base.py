@@ -8,10 +8,10 @@ Orders arrive on this port in a later step (execution).
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, bisect_right
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
+import numpy as np
 import polars as pl
 
 from core.cycle import Clock
@@ -99,13 +99,13 @@ class CandleIndex:
 
     def __init__(self, frame: pl.DataFrame) -> None:
         self.frame = frame
-        self._us: list[int] = frame["ts"].dt.epoch("us").to_list()
-        self._rows: list[CandleRow] | None = None
+        self._us = frame["ts"].dt.epoch("us").to_numpy()
+        self._chunk: tuple[int, list[CandleRow]] = (0, [])
 
     def span(self, since: datetime, until: datetime, step: timedelta) -> tuple[int, int]:
         """[start, stop) of the rows with since <= ts and ts + step <= until."""
-        start = bisect_left(self._us, _epoch_us(since))
-        stop = bisect_right(self._us, _epoch_us(until - step))
+        start = int(np.searchsorted(self._us, _epoch_us(since), side="left"))
+        stop = int(np.searchsorted(self._us, _epoch_us(until - step), side="right"))
         return start, max(start, stop)
 
     def closed_between(self, since: datetime, until: datetime, step: timedelta) -> pl.DataFrame:
@@ -116,12 +116,25 @@ class CandleIndex:
     def rows_between(self, since: datetime, until: datetime, step: timedelta) -> list[CandleRow]:
         """The same rows as `closed_between`, as (ts, open, high, low, close, volume) tuples
         (the paper driver replays bars one by one: tuples, not a frame each time)."""
-        if self._rows is None:
-            self._rows = self.frame.select(OHLCV_COLUMNS).rows()
-        start, stop = self.span(since, until, step)
-        return self._rows[start:stop]
+        return self.rows(*self.span(since, until, step))
+
+    def rows(self, start: int, stop: int) -> list[CandleRow]:
+        """Rows [start, stop) as tuples, from a window of CHUNK_ROWS rows kept as Python
+        tuples (readers move forward in time; a whole history as tuples would cost a few
+        hundred bytes per candle, gigabytes for a thousand markets)."""
+        if stop <= start:
+            return []
+        first, chunk = self._chunk
+        if not (first <= start and stop <= first + len(chunk)):
+            first = max(0, start - CHUNK_BACK)
+            part = self.frame.slice(first, max(stop - first, CHUNK_ROWS))
+            chunk = part.select(OHLCV_COLUMNS).rows()
+            self._chunk = (first, chunk)
+        return chunk[start - first : stop - first]
 
 
+CHUNK_ROWS = 512  # candles kept as tuples per market and timeframe
+CHUNK_BACK = 48  # of them before the first row asked for (a ticker looks 24 h back)
 CandleRow = tuple[datetime, float, float, float, float, float]  # ts (open), o, h, l, c, v
 
 

@@ -39,16 +39,6 @@ from venues.base import (
 )
 
 STEP = timedelta(hours=1)
-
-
-class _Candles(CandleIndex):
-    """A market's candles on one timeframe, searchable, with the close and the turnover
-    (close x volume) of every candle as floats for the tickers."""
-
-    def __init__(self, frame: pl.DataFrame) -> None:
-        super().__init__(frame)
-        self.close: list[float] = frame["close"].to_list()
-        self.turnover: list[float] = (frame["close"] * frame["volume"]).to_list()
 DEFAULT_WARMUP = timedelta(days=250)  # the daily 200 EMA needs 200 closed days first
 MAJORS = {"BTC", "ETH", "SOL", "DOGE", "BNB"}
 log = logging.getLogger("smc_trader.replay")
@@ -203,7 +193,7 @@ class ReplayVenue:
         self.clock = SimulatedClock(start or first + DEFAULT_WARMUP, STEP)
         self._markets = [self._market_info(base, f["1h"]) for base, f in self._frames.items()]
         self._by_symbol = {m.symbol: m.base for m in self._markets}
-        self._index: dict[tuple[str, str], _Candles] = {}
+        self._index: dict[tuple[str, str], CandleIndex] = {}
         self._listed_at = {base: f["1h"]["ts"][0] + STEP for base, f in self._frames.items()}
 
     @staticmethod
@@ -238,8 +228,9 @@ class ReplayVenue:
             start, stop = index.span(now - timedelta(hours=24), now, STEP)
             if stop == start:
                 continue
-            last = index.close[stop - 1]
-            volume_usd = math.fsum(index.turnover[start:stop])
+            day = index.rows(start, stop)
+            last = day[-1][4]
+            volume_usd = math.fsum(close * volume for _, _, _, _, close, volume in day)
             spread_bps = min(max(3e4 / math.sqrt(max(volume_usd, 1.0)), 0.5), 80.0)
             half = last * spread_bps / 2e4
             out[market.symbol] = Ticker(market.symbol, last, last - half, last + half, volume_usd)
@@ -264,7 +255,7 @@ class ReplayVenue:
 
     def _window(
         self, symbol: str, timeframe: str, since: datetime, until: datetime
-    ) -> tuple[_Candles, datetime, datetime, timedelta] | None:
+    ) -> tuple[CandleIndex, datetime, datetime, timedelta] | None:
         base = self._by_symbol.get(symbol)
         if base is None:
             raise DataError(symbol, f"not in the replay folder {self.data_dir}")
@@ -276,10 +267,10 @@ class ReplayVenue:
         step = timedelta(seconds=TIMEFRAME_SECONDS[timeframe])
         return self._candles(base, timeframe), since, until, step
 
-    def _candles(self, base: str, timeframe: str) -> _Candles:
+    def _candles(self, base: str, timeframe: str) -> CandleIndex:
         index = self._index.get((base, timeframe))
         if index is None:
-            index = self._index[(base, timeframe)] = _Candles(self._frames[base][timeframe])
+            index = self._index[(base, timeframe)] = CandleIndex(self._frames[base][timeframe])
         return index
 
     def close(self) -> None:
