@@ -37,8 +37,8 @@ from core.risk import (
     concurrency_room,
     input_denial,
     position_cap,
-    positions_frame,
     risk_notional,
+    validated_positions,
 )
 from schemas.allocation import (
     Allocations,
@@ -211,7 +211,7 @@ def build_candidates(
     risk: RiskConfig,
 ) -> pl.DataFrame:
     """Candidates as a frame (not yet ranked, not validated): see `candidate_rows`."""
-    positions = [OpenPosition(**r) for r in positions_frame(held).to_dicts()]
+    positions = validated_positions(held)
     rows = candidate_rows(signal_rows(signals), positions, MarketBook.of(markets), risk)
     return pl.DataFrame(rows, schema=polars_schema(Candidates), orient="row")
 
@@ -376,9 +376,13 @@ def run_auction(
 ) -> AuctionResult:
     """`run_auction_rows` on frames: the positions are validated first (a malformed held
     position is a bug to stop on: pandera's SchemaError)."""
-    held = [OpenPosition(**r) for r in positions_frame(positions).to_dicts()]
     return run_auction_rows(
-        signal_rows(signals), held, MarketBook.of(markets), account, safety, risk
+        signal_rows(signals),
+        validated_positions(positions),
+        MarketBook.of(markets),
+        account,
+        safety,
+        risk,
     )
 
 

@@ -121,6 +121,14 @@ def positions_frame(positions: Sequence[OpenPosition] | pl.DataFrame) -> pl.Data
     return OpenPositions.validate(pl.DataFrame(rows, schema=polars_schema(OpenPositions)))
 
 
+def validated_positions(positions: Sequence[OpenPosition] | pl.DataFrame) -> list[OpenPosition]:
+    """Held positions checked against OpenPositions (pandera's SchemaError on a malformed
+    one), as OpenPosition values; none held: nothing to check."""
+    if not isinstance(positions, pl.DataFrame) and not positions:
+        return []
+    return [OpenPosition(**r) for r in positions_frame(positions).to_dicts()]
+
+
 # --- limits shared with the auction -------------------------------------------------------
 
 
@@ -534,7 +542,7 @@ def apply_risk(
 ) -> pl.DataFrame:
     """`risk_rows` on frames, as a validated OrderIntents frame. Raises on a malformed frame
     or held position (pandera's SchemaError) or a naive `ts`, never for a bad candidate."""
-    held = [OpenPosition(**r) for r in positions_frame(open_positions).to_dicts()]
+    held = validated_positions(open_positions)
     rows = risk_rows(
         allocations.to_dicts(),
         MarketBook.of(markets),

@@ -80,6 +80,16 @@ class MarketDataVenue(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class CandleRows(Protocol):
+    """A feed that also answers `ohlcv` as (ts, open, high, low, close, volume) tuples (the
+    replay venue): the paper driver then replays bars without a frame per call."""
+
+    def candle_rows(
+        self, symbol: str, timeframe: str, since: datetime, until: datetime
+    ) -> list[CandleRow]: ...
+
+
 def empty_ohlcv() -> pl.DataFrame:
     return pl.DataFrame(
         schema={

@@ -224,11 +224,10 @@ class ReplayVenue:
         now = self.clock.now()
         out = {}
         for market in self.markets():
-            index = self._candles(market.base, "1h")
-            start, stop = index.span(now - timedelta(hours=24), now, STEP)
-            if stop == start:
+            hourly = self._candles(market.base, "1h")
+            day = hourly.rows_between(now - timedelta(hours=24), now, STEP)
+            if not day:
                 continue
-            day = index.rows(start, stop)
             last = day[-1][4]
             volume_usd = math.fsum(close * volume for _, _, _, _, close, volume in day)
             spread_bps = min(max(3e4 / math.sqrt(max(volume_usd, 1.0)), 0.5), 80.0)

@@ -18,7 +18,13 @@ from core.auction import AuctionResult, run_auction_rows, signal_rows
 from core.engine.account import position_notional
 from core.market_book import MarketBook
 from core.orders import PositionReport
-from core.risk import AccountState, OpenPosition, intents_frame, risk_rows
+from core.risk import (
+    AccountState,
+    OpenPosition,
+    intents_frame,
+    risk_rows,
+    validated_positions,
+)
 from schemas.allocation import IntentStatus, OrderIntents
 from schemas.config import AppConfig
 
@@ -79,7 +85,7 @@ def allocate(
     `signals` is a Signals frame or its rows (`core.auction.signal_rows`)."""
     rows = signal_rows(signals) if isinstance(signals, pl.DataFrame) else signals
     book = MarketBook.of(markets)
-    _check_positions(positions)
+    positions = validated_positions(positions)
     auction = run_auction_rows(rows, positions, book, account, config.safety, config.risk)
     intents = risk_rows(
         auction.rows,
@@ -93,16 +99,3 @@ def allocate(
     )
     return AllocationResult(auction, intents)
 
-
-def _check_positions(positions: list[OpenPosition]) -> None:
-    """Held positions are the reconciled state: a malformed one is a bug to stop on."""
-    seen: set[str] = set()
-    for p in positions:
-        if p.symbol in seen:
-            raise ValueError(f"allocate: position {p.symbol} held twice; one record per market")
-        seen.add(p.symbol)
-        if not (p.size > 0 and p.entry_price > 0 and p.margin >= 0):
-            raise ValueError(
-                f"allocate: position {p.symbol} has size {p.size}, entry {p.entry_price}, "
-                f"margin {p.margin}; size and entry must be positive, margin not negative"
-            )

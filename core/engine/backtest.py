@@ -35,7 +35,6 @@ from typing import Any, Protocol
 
 import polars as pl
 
-from core.auction import signal_rows
 from core.cycle import Clock, CycleContext
 from core.engine.account import evaluate, read_account
 from core.engine.allocation import allocate, open_positions
@@ -169,11 +168,9 @@ def _one_hour(
     """One live cycle's stages after the signal stage, in the flow's order."""
     ctx = CycleContext(hour.cycle_id, "backtest", hour.ts, NO_FILE, hour.ts)
     markets, signals = hour.inputs()
-    if isinstance(signals, pl.DataFrame):  # a frame is accepted too (tests build them)
-        signals = signal_rows(signals)
     before = read_account(ctx, venue, state, markets)
     intents: list[dict[str, Any]] = []
-    if signals:
+    if len(signals):
         held = open_positions(before.positions, markets, config.risk.default_leverage)
         account = AccountState(
             before.snapshot.equity,

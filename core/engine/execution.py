@@ -200,10 +200,7 @@ def _guarded(
             log.warning(
                 "UNPROTECTED %s %s: %d stop(s) sent this cycle, last refused (%s); "
                 "next attempt next cycle",
-                p.symbol,
-                p.position_id,
-                sends[p.position_id],
-                p.stop_problem,
+                p.symbol, p.position_id, sends[p.position_id], p.stop_problem,
             )
             continue
         guarded, sent = guard_stop(p, action, marks.get(p.symbol), rules)
@@ -512,9 +509,8 @@ def kill_switch(
             owner = known.get(step.symbol)
             reason = "kill switch flatten (configured)"
             if owner is not None:
-                _through_machine(
-                    stage, owner, CloseRequested(owner.position_id, reason), config, marks
-                )
+                _through_machine(stage, owner, CloseRequested(owner.position_id, reason), config,
+                                 marks)
             else:
                 stage.gateway.execute(FlattenAction(step.symbol, reason))
     lines = plan.lines()

@@ -18,7 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from core.errors import DataError, VenueRetryableError
-from venues.base import OHLCV_COLUMNS, CandleRow, MarketDataVenue
+from venues.base import OHLCV_COLUMNS, CandleRow, CandleRows, MarketDataVenue
 from venues.paper.engine import PaperEngine
 from venues.paper.intrabar import LowerTimeframes
 from venues.paper.orders import Execution
@@ -105,6 +105,7 @@ class FeedDriver:
             raise ValueError(f"FeedDriver: engine has no markets {missing}")
         self.funding = funding
         self.lower = lower
+        self._rows_of = feed.candle_rows if isinstance(feed, CandleRows) else None
         self._done_until: datetime | None = None
 
     @property
@@ -195,12 +196,11 @@ class FeedDriver:
 
     def _bars(self, feed_symbol: str, since: datetime, until: datetime) -> list[CandleRow]:
         """The feed's closed bars as (ts, open, high, low, close, volume) tuples: from its
-        `candle_rows` where it offers them (the replay venue: no frame per call), else from
-        its `ohlcv` frame."""
-        rows_of = getattr(self.feed, "candle_rows", None)
+        `candle_rows` where it offers them (venues.base.CandleRows), else from its `ohlcv`
+        frame."""
         try:
-            if rows_of is not None:
-                return rows_of(feed_symbol, self.timeframe, since, until)
+            if self._rows_of is not None:
+                return self._rows_of(feed_symbol, self.timeframe, since, until)
             frame = self.feed.ohlcv(feed_symbol, self.timeframe, since, until)
             return frame.select(OHLCV_COLUMNS).rows() if frame.height else []
         except (DataError, VenueRetryableError) as exc:
